@@ -1,0 +1,1 @@
+export { ImageRewriter } from "./image-rewriter/capability";
