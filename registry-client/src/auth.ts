@@ -110,6 +110,9 @@ export class Authenticator {
     fresh: boolean,
   ): Promise<string | undefined> {
     const candidates = this.#credentials(registry, repository);
+    const first = candidates[0];
+    // A docker config's `registrytoken` is a ready bearer token: no exchange at the realm.
+    if (first?.kind === "bearer") return `Bearer ${first.token}`;
     if (challenge.scheme === "basic") {
       const basic = candidates.find(c => c.kind === "basic");
       return basic
@@ -269,7 +272,9 @@ function credentialsKey(candidates: Credentials[]): string {
   const hash = createHash("sha256");
   for (const c of candidates)
     hash.update(
-      c.kind === "basic" ? `b\u0000${c.username}\u0000${c.password}\u0000` : `t\u0000${c.token}\u0000`,
+      c.kind === "basic"
+        ? `b\u0000${c.username}\u0000${c.password}\u0000`
+        : `${c.kind}\u0000${c.token}\u0000`,
     );
   return hash.digest("hex").slice(0, 32);
 }

@@ -5,6 +5,7 @@
 import type { Readable } from "node:stream";
 import { type Dispatcher } from "undici";
 import { Authenticator, type CredentialsProvider } from "./auth";
+import { mergeScopes, scopeForRepository } from "./auth-challenge";
 import { RegistryError, type OciErrorCode } from "./errors";
 import {
   DEFAULT_RETRY,
@@ -302,9 +303,11 @@ export class RegistryClient {
   }
 }
 
+/** The token scope of a request: deduplicated, in a stable order, so token cache keys stay stable. */
 function scopeOf(spec: RequestSpec): string | undefined {
-  const scopes = [...(spec.extraScopes ?? [])];
-  if (spec.repository) scopes.push(`repository:${spec.repository}:${(spec.actions ?? ["pull"]).join(",")}`);
+  const [first = "pull", ...rest] = spec.actions ?? [];
+  const own = spec.repository ? scopeForRepository(spec.repository, [first, ...rest]) : undefined;
+  const scopes = mergeScopes(...(spec.extraScopes ?? []), own);
   return scopes.length > 0 ? scopes.join(" ") : undefined;
 }
 
