@@ -2,7 +2,9 @@
  * registry-client against real CNCF distribution registries on loopback: every auth mode, byte-exact copies
  * (checked with skopeo), faults (tampered blob, connection reset mid-blob, 429), uploads, mounts and deletes.
  */
-import { readFileSync } from "node:fs";
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   RegistryClient,
@@ -20,7 +22,10 @@ import {
 } from "../../registry-client/src";
 import {
   buildAndPush,
+  findTool,
+  freePort,
   inspectRaw,
+  makeTempDir,
   match,
   startCache,
   startFaultProxy,
@@ -452,6 +457,74 @@ describe("deleteManifest", () => {
     expect(isRegistryError(error, "MANIFEST_UNKNOWN")).toBe(true);
   });
 });
+
+describe("HTTP(S)_PROXY", () => {
+  let tinyproxy: ChildProcess | undefined;
+  let proxyUrl = "";
+  let logFile = "";
+
+  beforeAll(async () => {
+    const dir = makeTempDir("tinyproxy");
+    const port = await freePort();
+    logFile = join(dir, "tinyproxy.log");
+    const conf = join(dir, "tinyproxy.conf");
+    // No ConnectPort line: CONNECT is allowed to any port (our origins listen on random ones).
+    writeFileSync(
+      conf,
+      `Port ${port}\nListen 127.0.0.1\nAllow 127.0.0.1\nLogFile "${logFile}"\nLogLevel Info\nMaxClients 20\n`,
+    );
+    tinyproxy = spawn(findTool("tinyproxy"), ["-d", "-c", conf], { stdio: "ignore" });
+    proxyUrl = `http://127.0.0.1:${port}`;
+    for (let i = 0; i < 50 && !readLogSafe(logFile).includes("listening"); i++)
+      await new Promise(r => setTimeout(r, 100));
+  });
+
+  afterAll(() => void tinyproxy?.kill("SIGKILL"));
+
+  it("reaches a TLS origin and a plain-HTTP registry through the proxy, and bypasses it with NO_PROXY", async () => {
+    await buildAndPush({ size: "1M", seed: "rc-proxy" }, basic, { repo: "via/proxy", tag: "v1" });
+    await buildAndPush({ size: "1M", seed: "rc-proxy" }, cache, {
+      repo: "via/proxy",
+      tag: "v1",
+      creds: null,
+    });
+    const ca = readFileSync(basic.caFile ?? "", "utf8");
+    const proxied = new RegistryClient({
+      hosts: { [cache.host]: { plainHttp: true } },
+      defaultCa: [ca],
+      credentials: r => (r === basic.host ? basicCreds() : []),
+      proxy: { httpProxy: proxyUrl, httpsProxy: proxyUrl, noProxy: "" },
+    });
+    const viaTls = await headManifest(proxied, parseImageReference(`${basic.host}/via/proxy:v1`));
+    const viaHttp = await headManifest(proxied, parseImageReference(`${cache.host}/via/proxy:v1`));
+    await proxied.close();
+    const log = readLogSafe(logFile);
+    expect(viaTls.digest).toMatch(/^sha256:/);
+    expect(viaHttp.digest).toMatch(/^sha256:/);
+    expect(log).toContain(`CONNECT ${basic.host}`);
+    // undici tunnels plain HTTP through CONNECT too (proxyTunnel), so both registries show up as CONNECTs.
+    expect(log).toContain(`CONNECT ${cache.host}`);
+
+    const dead = `http://127.0.0.1:${await freePort()}`;
+    const bypassing = new RegistryClient({
+      defaultCa: [ca],
+      credentials: () => basicCreds(),
+      retry: { attempts: 1 },
+      proxy: { httpsProxy: dead, noProxy: "127.0.0.1" },
+    });
+    const direct = await headManifest(bypassing, parseImageReference(`${basic.host}/via/proxy:v1`));
+    await bypassing.close();
+    expect(direct.digest).toBe(viaTls.digest);
+  });
+});
+
+function readLogSafe(file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch {
+    return "";
+  }
+}
 
 describe("a 1 GiB image", () => {
   it("copies byte-exact, streamed", async () => {
