@@ -1,13 +1,21 @@
-import { PeprModule } from "pepr";
+import { Log, PeprModule } from "pepr";
 // cfg loads the pepr section of package.json (uuid, onError, rbac, env…)
 import cfg from "./package.json";
-import { ImageRewriter } from "./capabilities";
+import { createKuik, type Kuik } from "./capabilities";
 
 /**
- * kuik's Pepr module. In a cluster Pepr's controller runs it on port 3000; locally (test/e2e, `npm run up`)
- * the admission and watcher processes run side by side, so the port comes from KUIK_PEPR_PORT.
+ * kuik's Pepr module. Configuration errors stop the process at once, all listed. In a cluster Pepr's controller
+ * runs this on port 3000; locally the admission and watcher processes run side by side on KUIK_PEPR_PORT.
  */
-const module = new PeprModule(cfg, [ImageRewriter], { deferStart: true });
+let kuik: Kuik;
+try {
+  kuik = createKuik(process.env, cfg.version);
+} catch (err) {
+  Log.fatal({ err }, "kuik cannot start");
+  process.exit(1);
+}
+const module = new PeprModule(cfg, kuik.capabilities, { deferStart: true });
 if (process.env.PEPR_MODE !== "build") {
   module.start(Number(process.env.KUIK_PEPR_PORT ?? 3000));
+  kuik.start();
 }

@@ -1,1 +1,47 @@
-export { ImageRewriter } from "./image-rewriter/capability";
+/**
+ * kuik's module: the two capabilities and, in the watcher, the controller behind them. {@link createKuik} reads
+ * and checks the whole configuration first (one error listing every problem), so a bad install fails at start.
+ */
+import { Log, type Capability } from "pepr";
+import { createCachedImages } from "./cached-images/capability";
+import { IGNORE_WATCH_EVENTS } from "./cached-images/controller";
+import { createWatcherRuntime, type WatcherRuntime } from "./cached-images/deps";
+import { compilePolicy } from "./image-rewriter/policy";
+import { createImageRewriter } from "./image-rewriter/capability";
+import { loadKuikConfig } from "./shared/watcher-config";
+
+export { createCachedImages } from "./cached-images/capability";
+export { createImageRewriter } from "./image-rewriter/capability";
+
+/** The module's capabilities and how to start what runs beside Pepr. */
+export interface Kuik {
+  capabilities: Capability[];
+  /** Watcher mode: starts the controller loops and the metrics server. Otherwise nothing. */
+  start(): void;
+  runtime?: WatcherRuntime;
+}
+
+/**
+ * Builds kuik from its environment. The watcher runtime exists only where Pepr runs watches
+ * (`PEPR_WATCH_MODE=true` or `PEPR_MODE=dev`), never in admission pods or at build time.
+ *
+ * @throws ConfigError listing every configuration problem.
+ */
+export function createKuik(env: Readonly<Record<string, string | undefined>>, version: string): Kuik {
+  const settings = loadKuikConfig(env);
+  const policy = compilePolicy(settings.config);
+  const watching = env.PEPR_MODE !== "build" && (env.PEPR_WATCH_MODE === "true" || env.PEPR_MODE === "dev");
+  const build = { version, revision: env.KUIK_REVISION ?? "unknown", built: env.KUIK_BUILT ?? "unknown" };
+  const runtime = watching
+    ? createWatcherRuntime(settings, Log.child({ component: "cached-images" }), build)
+    : undefined;
+  const kuik: Kuik = {
+    capabilities: [
+      createImageRewriter(policy),
+      createCachedImages(runtime?.controller ?? IGNORE_WATCH_EVENTS),
+    ],
+    start: () => runtime?.start(),
+  };
+  if (runtime !== undefined) kuik.runtime = runtime;
+  return kuik;
+}

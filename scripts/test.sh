@@ -18,7 +18,7 @@ for tier in $TIERS; do
   if [ "$tier" = static ]; then
     npm run --silent lint || failed_static=$((failed_static + 1))
     npm run --silent typecheck || failed_static=$((failed_static + 1))
-    npx pepr build >/dev/null 2>.kuik/results/pepr-build.log || { cat .kuik/results/pepr-build.log; failed_static=$((failed_static + 1)); }
+    bash scripts/build-module.sh >.kuik/results/pepr-build.log 2>&1 || { cat .kuik/results/pepr-build.log; failed_static=$((failed_static + 1)); }
     continue
   fi
   npx vitest run --project "$tier" --reporter=default --reporter=json --outputFile=".kuik/results/$tier.json" "$@" || status=1

@@ -1,17 +1,32 @@
-import { Capability, a } from "pepr";
+/**
+ * Admission binding table: Pod CREATE/UPDATE (and `pods/ephemeralcontainers`, which Pepr registers with Pod
+ * rules) → {@link mutatePod}. No I/O happens here; the watcher creates CachedImages later.
+ */
+import { Capability, Log, a, type PeprMutateRequest } from "pepr";
+import type { Logger } from "pino";
+import { mutatePod } from "./mutate";
+import type { RewritePolicy } from "./rewrite";
 
-/** Rewrites Pod images to the node-local kuik proxy (issue 5 grows this into the full rule set). */
-export const ImageRewriter = new Capability({
-  name: "image-rewriter",
-  description: "Rewrites Pod images to localhost:<proxy port>/<original> and records the originals",
-});
-
-const { When } = ImageRewriter;
-
-// Pod admission: mark Pods that went through kuik's webhook.
-When(a.Pod)
-  .IsCreated()
-  .Alias("rewrite-images")
-  .Mutate(function markManaged(req) {
-    req.SetLabel("kuik.enix.io/managed", "true");
+/**
+ * The image-rewriter capability, bound to a policy compiled once at startup.
+ *
+ * Fail-open on three levels: `onError: ignore` (the webhook's `failurePolicy: Ignore`), Pepr catching callback
+ * errors, and {@link mutatePod} catching its own, so a kuik bug never blocks a Pod.
+ */
+export function createImageRewriter(policy: RewritePolicy): Capability {
+  const capability = new Capability({
+    name: "image-rewriter",
+    description: "Rewrites Pod images to localhost:<proxy port>/<original> and records the originals",
   });
+  const { When } = capability;
+
+  // Pods (and their ephemeral containers): rewrite images to the node-local proxy.
+  When(a.Pod)
+    .IsCreatedOrUpdated()
+    .Alias("rewrite-images")
+    .Mutate(function rewritePodImages(req: PeprMutateRequest<a.Pod>, logger?: Logger) {
+      mutatePod(req, policy, logger ?? Log);
+    });
+
+  return capability;
+}

@@ -12,6 +12,8 @@ export interface RewritePolicyConfig {
   readonly ignoredImages: readonly string[];
   readonly acceptedImages: readonly string[];
   readonly ignorePullPolicyAlways: boolean;
+  /** Rewrite images of 127.0.0.0/8 registries (see KuikConfig.rewriteLoopbackRegistries); default false. */
+  readonly rewriteLoopbackRegistries?: boolean;
 }
 
 /** The rewrite rules, compiled once at startup by {@link compilePolicy}. */
@@ -22,6 +24,7 @@ export interface RewritePolicy {
   readonly ignoredImages: readonly RegExp[];
   readonly acceptedImages: readonly RegExp[];
   readonly ignorePullPolicyAlways: boolean;
+  readonly rewriteLoopbackRegistries: boolean;
 }
 
 /**
@@ -49,5 +52,6 @@ export function compilePolicy(config: RewritePolicyConfig): RewritePolicy {
     ignoredImages,
     acceptedImages,
     ignorePullPolicyAlways: config.ignorePullPolicyAlways,
+    rewriteLoopbackRegistries: config.rewriteLoopbackRegistries ?? false,
   };
 }

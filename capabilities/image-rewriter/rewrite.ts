@@ -218,7 +218,9 @@ function decideContainer(context: Context, c: PodContainer): Outcome {
   if (ref === undefined) return skip("invalid-reference");
   const reason = policySkipReason(policy, image, ref, c.container.imagePullPolicy);
   if (reason !== undefined) return skip(reason);
-  const proxied = toProxyImage(image, ref, policy.proxyPort);
+  const proxied = toProxyImage(image, ref, policy.proxyPort, {
+    allowLoopback: policy.rewriteLoopbackRegistries,
+  });
   if ("problem" in proxied) return skip(proxied.problem);
   return { report: { ...base, rewritten: proxied.image }, image: proxied.image, annotation: image };
 }
@@ -230,7 +232,7 @@ function keepProxyImage(
   recorded: string | undefined,
   base: ContainerReport,
 ): Outcome {
-  if (recorded !== undefined && proxyFormOf(recorded, policy.proxyPort) === image) {
+  if (recorded !== undefined && proxyFormOf(recorded, policy) === image) {
     return { report: { ...base, original: recorded, rewritten: image } };
   }
   const decoded = fromProxyImage(image, policy.proxyPort);
@@ -240,10 +242,12 @@ function keepProxyImage(
   return { report: { ...base, original: decoded, rewritten: image }, annotation: decoded };
 }
 
-function proxyFormOf(original: string, port: number): string | undefined {
+function proxyFormOf(original: string, policy: RewritePolicy): string | undefined {
   const ref = tryParse(original);
   if (ref === undefined) return undefined;
-  const proxied = toProxyImage(original, ref, port);
+  const proxied = toProxyImage(original, ref, policy.proxyPort, {
+    allowLoopback: policy.rewriteLoopbackRegistries,
+  });
   return "image" in proxied ? proxied.image : undefined;
 }
 

@@ -23,7 +23,8 @@ describe("loadConfig", () => {
       ignoredImages: [],
       acceptedImages: [],
       ignorePullPolicyAlways: true,
-      architectures: ["amd64"],
+      rewriteLoopbackRegistries: false,
+      architectures: [],
       insecureRegistries: [],
       rootCertificateAuthorities: [],
       registryEndpoint: "kube-image-keeper-registry:5000",
@@ -45,6 +46,7 @@ describe("loadConfig", () => {
       KUIK_WEBHOOK_IGNORED_IMAGES: '["^docker\\\\.io/", "a{1,3}"]',
       KUIK_WEBHOOK_ACCEPTED_IMAGES: "^ghcr\\.io/\n^quay\\.io/,x",
       KUIK_WEBHOOK_IGNORE_PULL_POLICY_ALWAYS: "False",
+      KUIK_REWRITE_LOOPBACK_REGISTRIES: "true",
       KUIK_ARCHITECTURES: '["amd64","arm64"]',
       KUIK_INSECURE_REGISTRIES: "https://Reg.Example:5000/,plain.example",
       KUIK_ROOT_CERTIFICATE_AUTHORITIES: "/etc/ssl/certs/registry-certificate-authorities/ca.crt",
@@ -61,6 +63,7 @@ describe("loadConfig", () => {
       // Regex lists are split on newlines only: a comma may be part of a regex.
       acceptedImages: ["^ghcr\\.io/", "^quay\\.io/,x"],
       ignorePullPolicyAlways: false,
+      rewriteLoopbackRegistries: true,
       architectures: ["amd64", "arm64"],
       // URLs are accepted as well as v1's bare host[:port] (Appendix B #8).
       insecureRegistries: ["reg.example:5000", "plain.example"],

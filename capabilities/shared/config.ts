@@ -16,6 +16,7 @@ export const ENV = {
   ignoredImages: "KUIK_WEBHOOK_IGNORED_IMAGES",
   acceptedImages: "KUIK_WEBHOOK_ACCEPTED_IMAGES",
   ignorePullPolicyAlways: "KUIK_WEBHOOK_IGNORE_PULL_POLICY_ALWAYS",
+  rewriteLoopbackRegistries: "KUIK_REWRITE_LOOPBACK_REGISTRIES",
   architectures: "KUIK_ARCHITECTURES",
   insecureRegistries: "KUIK_INSECURE_REGISTRIES",
   rootCertificateAuthorities: "KUIK_ROOT_CERTIFICATE_AUTHORITIES",
@@ -41,6 +42,12 @@ export interface KuikConfig {
   acceptedImages: string[];
   /** Leave images pulled with `imagePullPolicy: Always` to their origin (default true, see rewrite.ts). */
   ignorePullPolicyAlways: boolean;
+  /**
+   * Rewrite images of `127.0.0.0/8` registries. Off by default: from a proxy pod, the node's loopback registry is
+   * out of reach (hostPort networking). Turn it on when the proxy shares the registry's network namespace
+   * (`proxy.hostNetwork`, or the local cluster of `npm run up`).
+   */
+  rewriteLoopbackRegistries: boolean;
   /** Architectures whose images are copied into the cache (Helm `architectures`); empty means all. */
   architectures: string[];
   /** Registries (`host[:port]`, lower-cased) whose TLS certificate is not verified. */
@@ -76,7 +83,8 @@ export const ALWAYS_IGNORED_NAMESPACES: readonly string[] = ["kube-system", "pep
 const DEFAULT_PROXY_PORT = 7439;
 const DEFAULT_NAMESPACE = "kuik-system";
 const DEFAULT_EXPIRY_DELAY_DAYS = 30;
-const DEFAULT_ARCHITECTURES = ["amd64"];
+/** Every platform of an index: the index is stored byte-exact, so nodes of any architecture can use it. */
+const DEFAULT_ARCHITECTURES: string[] = [];
 const DEFAULT_REGISTRY_ENDPOINT = "kube-image-keeper-registry:5000";
 const DEFAULT_MAX_CONCURRENT = 3;
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -122,6 +130,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): K
     ignoredImages: r.regexes(ENV.ignoredImages),
     acceptedImages: r.regexes(ENV.acceptedImages),
     ignorePullPolicyAlways: r.boolean(ENV.ignorePullPolicyAlways, true),
+    rewriteLoopbackRegistries: r.boolean(ENV.rewriteLoopbackRegistries, false),
     architectures: r.list(ENV.architectures, DEFAULT_ARCHITECTURES, { re: ARCH_RE, what: "an architecture" }),
     insecureRegistries: r.list(ENV.insecureRegistries, [], {
       re: HOST_PORT_RE,

@@ -219,6 +219,7 @@ export function toProxyImage(
   written: string,
   ref: ImageReference,
   port: number,
+  options: { allowLoopback?: boolean } = {},
 ): { image: string } | { problem: ProxyImageProblem } {
   const slash = written.indexOf("/");
   const first = slash > 0 ? written.slice(0, slash) : "";
@@ -226,7 +227,7 @@ export function toProxyImage(
     first !== "" && (first === ref.registry || first.toLowerCase() === "index.docker.io");
   let path = written;
   if (explicitRegistry) {
-    const problem = registryProblem(first);
+    const problem = registryProblem(first, options.allowLoopback === true);
     if (problem !== undefined) return { problem };
     path = first.toLowerCase().replace(":", "-") + written.slice(slash);
   }
@@ -236,11 +237,13 @@ export function toProxyImage(
 }
 
 /** The problem, if any, of writing registry `host[:port]` as a path segment. */
-function registryProblem(registry: string): ProxyImageProblem | undefined {
+function registryProblem(registry: string, allowLoopback: boolean): ProxyImageProblem | undefined {
   if (registry.startsWith("["))
     return registry.startsWith("[::1]") ? "loopback-registry" : "unsupported-registry";
   const colon = registry.lastIndexOf(":");
   const host = (colon < 0 ? registry : registry.slice(0, colon)).toLowerCase();
+  // A 127.x address is dotted, so the proxy reads it back; `localhost` is not, and stays refused.
+  if (allowLoopback && /^127\.\d+\.\d+\.\d+$/.test(host)) return undefined;
   if (host === "localhost" || host.endsWith(".localhost") || /^127\.\d+\.\d+\.\d+$/.test(host)) {
     return "loopback-registry";
   }

@@ -144,7 +144,8 @@ export type ToolName =
   | "curl"
   | "python3-grpc"
   | "python3"
-  | "unshare";
+  | "unshare"
+  | "tinyproxy";
 
 const INSTALL: Record<ToolName, string> = {
   registry:
@@ -159,6 +160,7 @@ const INSTALL: Record<ToolName, string> = {
   "python3-grpc": "apt-get install python3-grpcio (used by scripts/cri-pull)",
   python3: "apt-get install python3 (used by scripts/make-image)",
   unshare: "apt-get install util-linux",
+  tinyproxy: "apt-get install tinyproxy (HTTP proxy for the HTTP(S)_PROXY tests)",
 };
 
 export class ToolNotFoundError extends Error {

@@ -1,0 +1,96 @@
+/**
+ * Watch binding table of the watcher. Every callback only hands the object to the {@link WatchHandlers} (the
+ * controller): it never blocks Pepr's per-object queue with a copy, never throws (a throw would be logged and the
+ * event lost, pepr-notes §6.3), and the controller reads objects fresh before writing.
+ *
+ * Pepr's chain has no "any event", so each kind has a created-or-updated and a deleted binding (each opens its own
+ * list+watch; the cost is a second watch cache of the managed pods).
+ */
+import { Capability, a } from "pepr";
+import type { Logger } from "pino";
+import { CachedImage, Repository } from "../crd";
+import { LABEL_MANAGED } from "../shared/labels";
+import type { WatchHandlers } from "./controller";
+
+/** The cached-images capability, delivering events to `handlers`. */
+export function createCachedImages(handlers: WatchHandlers): Capability {
+  const capability = new Capability({
+    name: "cached-images",
+    description: "Tracks the images managed pods use, caches them, expires unused ones",
+  });
+  bindPods(capability, handlers);
+  bindCachedImages(capability, handlers);
+  bindRepositories(capability, handlers);
+  return capability;
+}
+
+function debug(
+  logger: Logger | undefined,
+  kind: string,
+  obj: { metadata?: { name?: string } },
+  phase: string,
+): void {
+  logger?.debug({ kind, name: obj.metadata?.name, phase }, "watch event");
+}
+
+function bindPods({ When }: Capability, handlers: WatchHandlers): void {
+  // Managed pods created or updated: track the images they use.
+  When(a.Pod)
+    .IsCreatedOrUpdated()
+    .WithLabel(LABEL_MANAGED)
+    .Alias("track-pods")
+    .Watch(function trackPod(pod, phase, logger) {
+      debug(logger, "Pod", pod, phase);
+      handlers.onPod(pod, phase);
+    });
+
+  // Managed pods deleted: their images lose a user.
+  When(a.Pod)
+    .IsDeleted()
+    .WithLabel(LABEL_MANAGED)
+    .Alias("untrack-pods")
+    .Watch(function untrackPod(pod, phase, logger) {
+      debug(logger, "Pod", pod, phase);
+      handlers.onPod(pod, phase);
+    });
+}
+
+function bindCachedImages({ When }: Capability, handlers: WatchHandlers): void {
+  // CachedImages: copy into the cache, keep the status, run kuik's finalizer.
+  When(CachedImage)
+    .IsCreatedOrUpdated()
+    .Alias("cache-images")
+    .Reconcile(function queueCachedImage(ci, phase, logger) {
+      debug(logger, "CachedImage", ci, phase);
+      handlers.onCachedImage(ci, phase);
+    });
+
+  // CachedImages gone: forget them (the tracker recreates those still in use).
+  When(CachedImage)
+    .IsDeleted()
+    .Alias("forget-cached-images")
+    .Watch(function forgetCachedImage(ci, phase, logger) {
+      debug(logger, "CachedImage", ci, phase);
+      handlers.onCachedImage(ci, phase);
+    });
+}
+
+function bindRepositories({ When }: Capability, handlers: WatchHandlers): void {
+  // Repositories: pull secrets for copies and for the proxy credentials Secret.
+  When(Repository)
+    .IsCreatedOrUpdated()
+    .Alias("track-repositories")
+    .Watch(function trackRepository(repo, phase, logger) {
+      debug(logger, "Repository", repo, phase);
+      handlers.onRepository(repo, phase);
+    });
+
+  // Repositories deleted: drop their credentials.
+  When(Repository)
+    .IsDeleted()
+    .Alias("forget-repositories")
+    .Watch(function forgetRepository(repo, phase, logger) {
+      debug(logger, "Repository", repo, phase);
+      handlers.onRepository(repo, phase);
+    });
+}

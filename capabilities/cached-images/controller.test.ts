@@ -1,0 +1,212 @@
+import { beforeEach, describe, expect, it } from "vitest";
+import type { CachedImage, Repository } from "../crd";
+import { ANNOTATION_FORCE_UPDATE, FINALIZER_CACHED_IMAGE } from "../shared/labels";
+import type { WatcherConfig } from "../shared/watcher-config";
+import { CachedImagesController, needsReconcile } from "./controller";
+import { FakeKube, FakeRegistry, FakeTime, RecordingEvents, RecordingMetrics, silentLog } from "./fakes";
+import { managedPod } from "./test-pods";
+
+const DAY = 86_400_000;
+const NAME = "docker.io-library-nginx-1.25";
+const CACHE = "cache.kuik:5000/docker.io/library/nginx";
+const D1 = `sha256:${"1".repeat(64)}`;
+const WATCHER: WatcherConfig = {
+  credentialsSecret: "kuik-proxy-credentials",
+  metricsPort: 0,
+  resyncIntervalMs: 600_000,
+  sweepIntervalMs: 60_000,
+  retryBaseMs: 10_000,
+  retryMaxMs: 600_000,
+};
+
+let kube: FakeKube;
+let registry: FakeRegistry;
+let time: FakeTime;
+let events: RecordingEvents;
+
+function startController(): CachedImagesController {
+  const controller = new CachedImagesController({
+    kube,
+    registry,
+    clock: time,
+    scheduler: time,
+    log: silentLog,
+    metrics: new RecordingMetrics(),
+    events,
+    config: {
+      namespace: "kuik-system",
+      expiryDelayMs: 1 * DAY,
+      proxyPort: 7439,
+      registryEndpoint: "cache.kuik:5000",
+      maxConcurrentCachedImageReconciles: 2,
+    },
+    watcher: WATCHER,
+  });
+  kube.watch((kind, object, phase) => {
+    if (kind === "Pod") controller.onPod(object as never, phase);
+    if (kind === "CachedImage") controller.onCachedImage(object as CachedImage, phase);
+    if (kind === "Repository") controller.onRepository(object as Repository, phase);
+  });
+  controller.start();
+  return controller;
+}
+
+beforeEach(() => {
+  kube = new FakeKube();
+  registry = new FakeRegistry();
+  time = new FakeTime();
+  events = new RecordingEvents();
+  registry.upstream.set("docker.io/library/nginx:1.25", D1);
+});
+
+const status = () => kube.cachedImages.get(NAME)?.status as Record<string, unknown> | undefined;
+const copies = () => registry.calls.filter(c => c.startsWith("copyToCache")).length;
+
+describe("CachedImagesController", () => {
+  it("pod → CachedImage → cached → unused → expired → deleted → removed from the cache", async () => {
+    const controller = startController();
+    kube.addPod(managedPod("a", "web", ["nginx:1.25"]));
+    await time.advance(5000);
+    expect(status()).toMatchObject({ phase: "Ready", isCached: true, usedBy: { count: 1 } });
+    expect(kube.cachedImages.get(NAME)?.metadata?.finalizers).toEqual([FINALIZER_CACHED_IMAGE]);
+    expect(registry.cache.get(CACHE)?.get("1.25")).toBe(D1);
+    expect(kube.appliedSecrets).toHaveLength(1);
+
+    kube.deletePod("a", "web");
+    await time.advance(5000);
+    expect(kube.cachedImages.get(NAME)?.spec?.expiresAt).toBeDefined();
+    await time.advance(DAY + 2 * WATCHER.sweepIntervalMs);
+    expect(kube.cachedImages.has(NAME)).toBe(false);
+    expect(registry.cache.get(CACHE)?.size).toBe(0);
+    expect(events.reasons()).toEqual(["Caching", "Cached", "Expiring", "Expired", "CleaningUp", "CleanedUp"]);
+    expect(copies()).toBe(1);
+    controller.stop();
+  });
+
+  it("retries a failing copy with exponential backoff, then succeeds", async () => {
+    registry.upstream.clear();
+    const controller = startController();
+    kube.addPod(managedPod("a", "web", ["nginx:1.25"]));
+    const attempts: number[] = [];
+    const copy = registry.copyToCache.bind(registry);
+    registry.copyToCache = (...args) => {
+      attempts.push(time.now().getTime() / 1000);
+      return copy(...args);
+    };
+    await time.advance(80_000);
+    // Delays between attempts: 10 s, 20 s, 40 s.
+    expect(attempts.slice(1).map((t, i) => t - (attempts[i] as number))).toEqual([10, 20, 40]);
+    expect(status()).toMatchObject({ phase: "ErrImagePull", retryCount: 4 });
+    registry.upstream.set("docker.io/library/nginx:1.25", D1);
+    await time.advance(80_000);
+    expect(status()).toMatchObject({ phase: "Ready", retryCount: 0 });
+    controller.stop();
+  });
+
+  it("after a restart, the resync re-queues images not Ready and keeps their backoff", async () => {
+    registry.upstream.clear();
+    const first = startController();
+    kube.addPod(managedPod("a", "web", ["nginx:1.25"]));
+    await time.advance(2000);
+    first.stop();
+    expect(status()).toMatchObject({ phase: "ErrImagePull", retryCount: 1 });
+    registry.upstream.set("docker.io/library/nginx:1.25", D1);
+    // A new process: nothing in memory, Pepr re-delivers ADDED events, the resync lists everything.
+    const second = startController();
+    await time.advance(1000);
+    expect(status()?.phase).toBe("ErrImagePull"); // nextRetry (10 s after the failure) not reached
+    await time.advance(10_000);
+    expect(status()?.phase).toBe("Ready");
+    second.stop();
+  });
+
+  it("copies again an image that vanished from the cache registry, at the next resync", async () => {
+    const controller = startController();
+    kube.addPod(managedPod("a", "web", ["nginx:1.25"]));
+    await time.advance(5000);
+    registry.cache.clear(); // the registry lost its storage
+    await time.advance(WATCHER.resyncIntervalMs);
+    expect(copies()).toBe(2);
+    expect(registry.cache.get(CACHE)?.get("1.25")).toBe(D1);
+    controller.stop();
+  });
+
+  it("runs at most maxConcurrentCachedImageReconciles copies at once", async () => {
+    let running = 0;
+    let peak = 0;
+    const copy = registry.copyToCache.bind(registry);
+    registry.copyToCache = async (...args) => {
+      peak = Math.max(peak, ++running);
+      await new Promise(resolve => setTimeout(resolve, 5));
+      running--;
+      return copy(...args);
+    };
+    for (let i = 0; i < 6; i++) registry.upstream.set(`docker.io/library/app${i}:1`, D1);
+    const controller = startController();
+    for (let i = 0; i < 6; i++) kube.addPod(managedPod("a", `p${i}`, [`app${i}:1`]));
+    await time.advance(2000);
+    await new Promise(resolve => setTimeout(resolve, 100));
+    await time.advance(1000);
+    expect(peak).toBe(2);
+    expect(copies()).toBe(6);
+    controller.stop();
+  });
+});
+
+describe("needsReconcile", () => {
+  const base = {
+    metadata: { name: NAME, generation: 3, finalizers: [FINALIZER_CACHED_IMAGE] },
+    spec: { sourceImage: "nginx:1.25" },
+    status: { observedGeneration: 3, phase: "Ready" },
+  };
+  const variant = (patch: (ci: typeof base & Record<string, never>) => void): CachedImage => {
+    const ci = structuredClone(base) as typeof base & Record<string, never>;
+    patch(ci);
+    return ci as unknown as CachedImage;
+  };
+  it.each([
+    ["a status-only update (kuik's own patch)", false, variant(() => {})],
+    ["a spec change not yet observed", true, variant(ci => (ci.metadata.generation = 4))],
+    ["no status yet", true, variant(ci => delete (ci as Partial<typeof base>).status)],
+    ["no finalizer", true, variant(ci => (ci.metadata.finalizers = []))],
+    [
+      "a forceUpdate annotation",
+      true,
+      variant(ci => Object.assign(ci.metadata, { annotations: { [ANNOTATION_FORCE_UPDATE]: "true" } })),
+    ],
+    [
+      "deletion with kuik's finalizer",
+      true,
+      variant(ci => Object.assign(ci.metadata, { deletionTimestamp: "x" })),
+    ],
+    [
+      "deletion after kuik's finalizer went",
+      false,
+      variant(ci => Object.assign(ci.metadata, { deletionTimestamp: "x", finalizers: ["o"] })),
+    ],
+  ])("%s → %s", (_, expected, ci) => {
+    expect(needsReconcile(ci)).toBe(expected);
+  });
+});
+
+describe("CachedImagesController loops", () => {
+  it("retries a failed resync after the retry base delay, not a whole interval", async () => {
+    kube.failures.set(
+      "listCachedImages",
+      new (await import("./ports")).KubeApiError(503, "storage is (re)initializing"),
+    );
+    const controller = startController();
+    await time.advance(1000);
+    const lists = () => kube.calls.filter(c => c === "listCachedImages").length;
+    expect(lists()).toBe(1);
+    kube.failures.clear();
+    kube.addPod(managedPod("a", "web", ["nginx:1.25"]));
+    await time.advance(WATCHER.retryBaseMs);
+    expect(lists()).toBe(2);
+    await time.advance(5000);
+    expect(status()?.phase).toBe("Ready");
+    await time.advance(WATCHER.resyncIntervalMs - 20_000);
+    expect(lists()).toBe(2);
+    controller.stop();
+  });
+});

@@ -1,0 +1,173 @@
+/**
+ * kuik's RBAC is declared once (shared/api-calls.ts). This test checks, three ways, that it is exactly what the
+ * code needs:
+ * 1. package.json `pepr.rbac` is generated from the declaration;
+ * 2. the ClusterRole Pepr generates in scoped mode (its own `clusterRole()`, fed with our real bindings, as
+ *    `pepr build` does) grants every declared call and nothing more;
+ * 3. every call the real KubePort makes, run against a recording stand-in of `K8s`, is declared, and every
+ *    declared call is made by the KubePort, a watch binding or Pepr's runtime.
+ */
+import { readFileSync } from "node:fs";
+import { describe, expect, it, vi } from "vitest";
+
+// Pepr registers bindings at import time, by mode: build mode registers admission and watch bindings alike.
+vi.hoisted(() => {
+  process.env.PEPR_MODE = "build";
+  process.env.LOG_LEVEL ??= "warn";
+});
+
+const { modelToGroupVersionKind } = await import("kubernetes-fluent-client");
+const { createCachedImages } = await import("./cached-images/capability");
+const { IGNORE_WATCH_EVENTS } = await import("./cached-images/controller");
+const { KubeClient } = await import("./cached-images/kube-client");
+const { createImageRewriter } = await import("./image-rewriter/capability");
+const { compilePolicy } = await import("./image-rewriter/policy");
+const { loadConfig } = await import("./shared/config");
+const { KUIK_API_CALLS, PEPR_RUNTIME_CALLS, grantedVerbs, policyRules } = await import("./shared/api-calls");
+
+type Rule = { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] };
+const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+  pepr: { rbac: Rule[] };
+};
+
+function capabilities() {
+  return [createImageRewriter(compilePolicy(loadConfig({}))), createCachedImages(IGNORE_WATCH_EVENTS)];
+}
+
+/** Pepr's own ClusterRole generator (not part of its public API: imported from its shipped sources). */
+async function peprClusterRole(): Promise<Rule[]> {
+  const path = "pepr/src/lib/assets/rbac";
+  const { clusterRole } = (await import(/* @vite-ignore */ path)) as {
+    clusterRole: (name: string, caps: unknown[], mode: string, rbac: Rule[]) => { rules: Rule[] };
+  };
+  const exported = capabilities().map(c => ({
+    name: c.name,
+    description: c.description,
+    namespaces: c.namespaces,
+    bindings: c.bindings,
+    hasSchedule: c.hasSchedule,
+  }));
+  return clusterRole("pepr-kuik", exported, "scoped", pkg.pepr.rbac).rules;
+}
+
+/** `group/resource[@name]` → verbs of a list of rules. */
+function flatten(rules: Rule[]): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  for (const rule of rules) {
+    for (const group of rule.apiGroups) {
+      for (const resource of rule.resources) {
+        for (const name of rule.resourceNames ?? [""]) {
+          const key = `${group}/${resource}${name ? `@${name}` : ""}`;
+          out.set(key, new Set([...(out.get(key) ?? []), ...rule.verbs]));
+        }
+      }
+    }
+  }
+  return out;
+}
+
+const declared = [...PEPR_RUNTIME_CALLS, ...KUIK_API_CALLS];
+
+/** A recording stand-in of KFC's `K8s`: every call is recorded as `group/resource[@name] verb`. */
+function recordingK8s(calls: string[]) {
+  return (model: { name: string }, filters: { name?: string } = {}) => {
+    const gvk = modelToGroupVersionKind(model.name);
+    const plural = gvk.plural ?? `${gvk.kind.toLowerCase()}s`;
+    const resource = `${gvk.group}/${plural}`;
+    const record = (verb: string, sub = "", name?: string): void => {
+      calls.push(`${resource}${sub}${name ? `@${name}` : ""} ${verb}`);
+    };
+    const chain = {
+      InNamespace: () => chain,
+      WithLabel: () => chain,
+      Get: async (name?: string) => {
+        record(name === undefined ? "list" : "get");
+        return name === undefined ? { items: [] } : {};
+      },
+      Apply: async (obj: { metadata: { name: string } }) => {
+        record("patch", "", obj.metadata.name);
+        record("create"); // an apply that creates the object is authorised as a create
+        return obj;
+      },
+      Create: async (obj: unknown) => (record("create"), obj),
+      Patch: async () => (record("patch", "", filters.name), {}),
+      PatchStatus: async (obj: unknown) => (record("patch", "/status"), obj),
+      Delete: async () => record("delete"),
+    };
+    return chain;
+  };
+}
+
+/** Runs every KubePort method once. */
+async function exerciseKubeClient(calls: string[]): Promise<void> {
+  const kube = new KubeClient(recordingK8s(calls) as never);
+  const ref = { namespace: "ns", name: "n" };
+  await kube.listManagedPods();
+  await kube.listServiceAccounts();
+  await kube.getServiceAccount("ns", "sa");
+  await kube.getSecret(ref);
+  await kube.applySecret({
+    name: "kuik-proxy-credentials",
+    namespace: "kuik-system",
+    dockerConfigJson: "{}",
+  });
+  await kube.createEvent({} as never);
+  await kube.listCachedImages();
+  await kube.getCachedImage("ci");
+  await kube.applyCachedImage("ci", "nginx", {});
+  await kube.patchCachedImage("ci", [{ op: "remove", path: "/spec/expiresAt" }]);
+  await kube.patchCachedImageStatus("ci", {});
+  await kube.deleteCachedImage("ci");
+  await kube.listRepositories();
+  await kube.getRepository("r");
+  await kube.applyRepository("r", "docker.io/r", []);
+  await kube.patchRepositoryStatus("r", {});
+}
+
+/** Whether `call` (`group/resource[@name] verb`) is allowed by the flattened `granted` rules. */
+function allowed(granted: Map<string, Set<string>>, call: string): boolean {
+  const [target, verb] = call.split(" ") as [string, string];
+  const unnamed = target.split("@")[0] as string;
+  return granted.get(unnamed)?.has(verb) === true || granted.get(target)?.has(verb) === true;
+}
+
+describe("RBAC", () => {
+  it("package.json pepr.rbac is generated from shared/api-calls.ts", () => {
+    expect(pkg.pepr.rbac).toEqual(policyRules());
+  });
+
+  it("the scoped ClusterRole Pepr generates grants exactly the declared calls", async () => {
+    const generated = flatten(await peprClusterRole());
+    expect(generated).toEqual(flatten(policyRules()));
+    // Declared calls restricted by name stay restricted (Pepr merges rules by apiGroups/resources).
+    expect(generated.get("/secrets")).toEqual(new Set(["get", "create"]));
+    expect(generated.get("/secrets@kuik-proxy-credentials")).toEqual(new Set(["patch"]));
+  });
+
+  it("every call of the KubePort is granted, and every grant is used by the code or by Pepr", async () => {
+    const calls: string[] = [];
+    await exerciseKubeClient(calls);
+    const granted = flatten(policyRules());
+    expect(calls.filter(call => !allowed(granted, call))).toEqual([]);
+    // Watch bindings list and watch their kind.
+    const watched = capabilities()
+      .flatMap(c => c.bindings)
+      .filter(b => b.isWatch)
+      .flatMap(b =>
+        ["list", "watch"].map(
+          v => `${b.kind.group}/${b.kind.plural ?? `${b.kind.kind.toLowerCase()}s`} ${v}`,
+        ),
+      );
+    const runtime = PEPR_RUNTIME_CALLS.flatMap(c => c.verbs.map(v => `${c.group}/${c.resource} ${v}`));
+    const used = new Set([...calls.map(c => c.replace(/@\S+/, "")), ...watched, ...runtime]);
+    const unused: string[] = [];
+    for (const [key, { any, named }] of grantedVerbs(declared)) {
+      for (const verb of any) if (!used.has(`${key} ${verb}`)) unused.push(`${key} ${verb}`);
+      for (const [name, verbs] of named) {
+        for (const verb of verbs)
+          if (!calls.includes(`${key}@${name} ${verb}`)) unused.push(`${key}@${name} ${verb}`);
+      }
+    }
+    expect(unused).toEqual([]);
+  });
+});
