@@ -120,7 +120,8 @@ export class RegistryProcess implements StartedRegistry {
       },
       health: { storagedriver: { enabled: false } },
     };
-    this.env = { ...process.env, ...o.env };
+    // distribution v3 exports traces to localhost:4318 by default and logs an error per attempt.
+    this.env = { ...process.env, OTEL_TRACES_EXPORTER: "none", ...o.env };
     if (this.tls) this.caFile = pki.caFile;
     if (o.kind === "origin-basic" || o.kind === "origin-token") {
       this.username = o.username ?? "kuik";

@@ -26,6 +26,7 @@ import {
   freePort,
   inspectRaw,
   makeTempDir,
+  removeTempDir,
   match,
   startCache,
   startFaultProxy,
@@ -462,9 +463,10 @@ describe("HTTP(S)_PROXY", () => {
   let tinyproxy: ChildProcess | undefined;
   let proxyUrl = "";
   let logFile = "";
+  let dir = "";
 
   beforeAll(async () => {
-    const dir = makeTempDir("tinyproxy");
+    dir = makeTempDir("tinyproxy");
     const port = await freePort();
     logFile = join(dir, "tinyproxy.log");
     const conf = join(dir, "tinyproxy.conf");
@@ -479,7 +481,10 @@ describe("HTTP(S)_PROXY", () => {
       await new Promise(r => setTimeout(r, 100));
   });
 
-  afterAll(() => void tinyproxy?.kill("SIGKILL"));
+  afterAll(() => {
+    tinyproxy?.kill("SIGKILL");
+    removeTempDir(dir);
+  });
 
   it("reaches a TLS origin and a plain-HTTP registry through the proxy, and bypasses it with NO_PROXY", async () => {
     await buildAndPush({ size: "1M", seed: "rc-proxy" }, basic, { repo: "via/proxy", tag: "v1" });
