@@ -1,0 +1,141 @@
+/**
+ * The proxy's Prometheus metrics, on a private prom-client Registry (never the global one, so tests can build
+ * as many proxies as they like in one process). Callers use the typed recorders, never the metric objects.
+ * Labels are low-cardinality: registry, kind, status, source — never repository, tag or digest.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { RouteKind } from "./routes";
+
+/** Who answered a request: the cache registry, the origin, or the proxy itself (errors, `/v2/`). */
+export type Source = "cache" | "origin" | "proxy";
+
+/** Why a request was not served from the cache. */
+export type FallbackReason = "miss" | "error" | "timeout" | "breaker_open";
+
+/** One finished registry request. */
+export interface RequestRecord {
+  /** Origin registry (`docker.io`, `myreg:5000`); `""` when the name could not be decoded. */
+  registry: string;
+  kind: RouteKind | "ping" | "other";
+  statusCode: number;
+  source: Source;
+}
+
+/** Typed recorders over a private registry. */
+export interface ProxyMetrics {
+  readonly registry: Registry;
+  requestStarted(): void;
+  requestFinished(record: RequestRecord): void;
+  /** Time from sending the request upstream to its response headers. */
+  upstreamLatency(upstream: "cache" | "origin", kind: RouteKind, seconds: number): void;
+  bytesServed(source: Source, kind: RouteKind, bytes: number): void;
+  cacheFallback(reason: FallbackReason): void;
+  cacheUp(up: boolean): void;
+  breakerTransition(state: string): void;
+  originRetry(registry: string): void;
+  credentialsReload(result: "success" | "error", entries?: number): void;
+}
+
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/** Builds the metrics of one proxy instance; `defaultMetrics` adds process/Node.js metrics (off in tests). */
+export function createMetrics(options: { version: string; defaultMetrics?: boolean }): ProxyMetrics {
+  const registry = new Registry();
+  const registers = [registry];
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+  new Gauge({
+    name: "kuik_proxy_build_info",
+    help: "Build information of the kuik proxy (constant 1)",
+    labelNames: ["version", "node_version"],
+    registers,
+  }).set({ version: options.version, node_version: process.versions.node }, 1);
+  const requests = new Counter({
+    name: "kuik_proxy_requests_total",
+    help: "Registry API requests answered, by origin registry, kind, HTTP status and source",
+    labelNames: ["registry", "kind", "status", "source"],
+    registers,
+  });
+  const legacy = new Counter({
+    name: "kube_image_keeper_proxy_http_requests_total",
+    help: "kuik v1 compatible: manifest and blob requests by origin registry, status and cache hit",
+    labelNames: ["registry", "statusCode", "cacheHit"],
+    registers,
+  });
+  const inflight = new Gauge({
+    name: "kuik_proxy_inflight_requests",
+    help: "Requests being served",
+    registers,
+  });
+  const latency = new Histogram({
+    name: "kuik_proxy_upstream_duration_seconds",
+    help: "Time from sending a request upstream to its response headers (auth and retries included)",
+    labelNames: ["upstream", "kind"],
+    buckets: LATENCY_BUCKETS,
+    registers,
+  });
+  const bytes = new Counter({
+    name: "kuik_proxy_response_bytes_total",
+    help: "Body bytes sent to clients, by source and kind",
+    labelNames: ["source", "kind"],
+    registers,
+  });
+  const fallbacks = new Counter({
+    name: "kuik_proxy_cache_fallbacks_total",
+    help: "Requests served from the origin instead of the cache, by reason",
+    labelNames: ["reason"],
+    registers,
+  });
+  const cacheUp = new Gauge({
+    name: "kuik_proxy_cache_up",
+    help: "1 while the cache registry is used (breaker closed), 0 while it is avoided",
+    registers,
+  });
+  cacheUp.set(1);
+  const transitions = new Counter({
+    name: "kuik_proxy_cache_breaker_transitions_total",
+    help: "State changes of the cache registry circuit breaker, by new state",
+    labelNames: ["state"],
+    registers,
+  });
+  const retries = new Counter({
+    name: "kuik_proxy_origin_retries_total",
+    help: "Origin requests retried before the first byte, by registry",
+    labelNames: ["registry"],
+    registers,
+  });
+  const reloads = new Counter({
+    name: "kuik_proxy_credentials_reloads_total",
+    help: "Loads of the credentials file, by result",
+    labelNames: ["result"],
+    registers,
+  });
+  const entries = new Gauge({
+    name: "kuik_proxy_credentials_entries",
+    help: "Credential entries loaded from the credentials file",
+    registers,
+  });
+  return {
+    registry,
+    requestStarted: () => inflight.inc(),
+    requestFinished(r) {
+      inflight.dec();
+      const status = String(r.statusCode);
+      requests.inc({ registry: r.registry, kind: r.kind, status, source: r.source });
+      if (r.kind === "manifest" || r.kind === "blob") {
+        legacy.inc({ registry: r.registry, statusCode: status, cacheHit: String(r.source === "cache") });
+      }
+    },
+    upstreamLatency: (upstream, kind, seconds) => latency.observe({ upstream, kind }, seconds),
+    bytesServed: (source, kind, n) => {
+      if (n > 0) bytes.inc({ source, kind }, n);
+    },
+    cacheFallback: reason => fallbacks.inc({ reason }),
+    cacheUp: up => cacheUp.set(up ? 1 : 0),
+    breakerTransition: state => transitions.inc({ state }),
+    originRetry: r => retries.inc({ registry: r }),
+    credentialsReload(result, n) {
+      reloads.inc({ result });
+      if (n !== undefined) entries.set(n);
+    },
+  };
+}

@@ -1,0 +1,191 @@
+/**
+ * The proxy's listeners and lifecycle: one HTTP server per registry API address (127.0.0.1 and ::1 by default,
+ * so that nodes resolving `localhost` to ::1 pull too — kuik v1 issues #529/#511), the ops server, and the
+ * graceful shutdown (stop accepting, let in-flight pulls finish within a bound, then cut what is left).
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Logger } from "pino";
+import type { ListenAddress, ProxyConfig } from "./config";
+import { ProxyError } from "./errors";
+import { createRequestHandler, type HandlerDeps } from "./handler";
+import { createOpsHandler } from "./ops";
+
+/** Everything {@link createProxyServer} needs. */
+export interface ProxyDeps extends HandlerDeps {
+  config: Pick<
+    ProxyConfig,
+    "listen" | "listenIsDefault" | "opsListen" | "shutdownTimeoutMs" | "clientIdleTimeoutMs"
+  >;
+  log: Logger;
+}
+
+/** A running (or startable) proxy. */
+export interface ProxyServer {
+  /** Binds every listener; rejects with `LISTEN_FAILED` when an address cannot be bound. */
+  start(): Promise<void>;
+  /** Bound registry API addresses (after start). */
+  readonly addresses: AddressInfo[];
+  /** Bound ops address (after start). */
+  readonly opsAddress: AddressInfo | undefined;
+  /** Requests being served. */
+  readonly inflight: number;
+  /**
+   * Stops accepting, waits up to `timeoutMs` (default: config.shutdownTimeoutMs) for in-flight requests, then
+   * closes every connection. Resolves with the number of requests cut short.
+   */
+  shutdown(timeoutMs?: number): Promise<{ interrupted: number }>;
+}
+
+/** Errors of `listen` that mean "this machine has no such address" (no IPv6 loopback), not "port taken". */
+const MISSING_ADDRESS_CODES = new Set(["EADDRNOTAVAIL", "EAFNOSUPPORT"]);
+
+/** Builds the proxy from its dependencies; nothing listens until {@link ProxyServer.start}. */
+export function createProxyServer(deps: ProxyDeps): ProxyServer {
+  const { config, log } = deps;
+  const handle = createRequestHandler(deps);
+  const servers: Server[] = [];
+  const addresses: AddressInfo[] = [];
+  let opsServer: Server | undefined;
+  let opsAddress: AddressInfo | undefined;
+  let inflight = 0;
+  let draining = false;
+  let ready = false;
+  let onIdle: (() => void) | undefined;
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    inflight++;
+    res.once("close", () => {
+      inflight--;
+      if (inflight === 0) onIdle?.();
+    });
+    // While draining, keep answering requests that arrive on open connections, but close them afterwards.
+    if (draining) res.shouldKeepAlive = false;
+    handle(req, res);
+  };
+
+  const start = async (): Promise<void> => {
+    for (const address of config.listen) {
+      const server = newServer(onRequest, config.clientIdleTimeoutMs);
+      try {
+        addresses.push(await listen(server, address));
+        servers.push(server);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? "";
+        if (config.listenIsDefault && MISSING_ADDRESS_CODES.has(code) && address.host === "::1") {
+          log.warn(
+            { address: formatAddress(address), code },
+            "no IPv6 loopback on this node; listening on IPv4 only",
+          );
+          continue;
+        }
+        await closeAll();
+        throw new ProxyError(
+          "LISTEN_FAILED",
+          `cannot listen on ${formatAddress(address)}: ${code || String(err)}`,
+          { cause: err },
+        );
+      }
+    }
+    const ops = createServer(createOpsHandler({ metrics: deps.metrics, ready: () => ready && !draining }));
+    try {
+      opsAddress = await listen(ops, config.opsListen);
+      opsServer = ops;
+    } catch (err) {
+      await closeAll();
+      const code = (err as NodeJS.ErrnoException).code ?? String(err);
+      throw new ProxyError("LISTEN_FAILED", `cannot listen on ${formatAddress(config.opsListen)}: ${code}`, {
+        cause: err,
+      });
+    }
+    ready = true;
+    log.info(
+      { listen: addresses.map(formatAddressInfo), ops: formatAddressInfo(opsAddress) },
+      "proxy listening",
+    );
+  };
+
+  const closeAll = async (): Promise<void> => {
+    const all = [...servers, ...(opsServer ? [opsServer] : [])];
+    servers.length = 0;
+    opsServer = undefined;
+    await Promise.all(all.map(closeServer));
+  };
+
+  const shutdown = async (timeoutMs = config.shutdownTimeoutMs): Promise<{ interrupted: number }> => {
+    draining = true;
+    for (const s of servers) {
+      s.close();
+      s.closeIdleConnections();
+    }
+    if (inflight > 0) {
+      log.info({ inflight, timeoutMs }, "draining in-flight requests");
+      await new Promise<void>(resolve => {
+        const timer = setTimeout(resolve, timeoutMs);
+        onIdle = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    const interrupted = inflight;
+    await closeAll();
+    return { interrupted };
+  };
+
+  return {
+    start,
+    shutdown,
+    get addresses() {
+      return addresses;
+    },
+    get opsAddress() {
+      return opsAddress;
+    },
+    get inflight() {
+      return inflight;
+    },
+  };
+}
+
+function newServer(
+  onRequest: (req: IncomingMessage, res: ServerResponse) => void,
+  idleTimeoutMs: number,
+): Server {
+  const server = createServer({ noDelay: true, keepAliveTimeout: 5000, requestTimeout: 60_000 }, onRequest);
+  // A client that reads nothing for this long (its socket stays unwritable) is dropped, releasing the upstream.
+  server.timeout = idleTimeoutMs;
+  return server;
+}
+
+function listen(server: Server, address: ListenAddress): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    server.once("error", onError);
+    server.listen(
+      { port: address.port, ...(address.host === undefined ? {} : { host: address.host }) },
+      () => {
+        server.off("error", onError);
+        resolve(server.address() as AddressInfo);
+      },
+    );
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise(resolve => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
+/** `host:port`, with brackets for IPv6 and `*` for every interface. */
+export function formatAddress(address: ListenAddress): string {
+  const host =
+    address.host === undefined ? "*" : address.host.includes(":") ? `[${address.host}]` : address.host;
+  return `${host}:${address.port}`;
+}
+
+function formatAddressInfo(info: AddressInfo | undefined): string {
+  return info === undefined ? "" : formatAddress({ host: info.address, port: info.port });
+}
