@@ -27,8 +27,8 @@ describe("loadConfig", () => {
       architectures: [],
       insecureRegistries: [],
       rootCertificateAuthorities: [],
-      registryEndpoint: "kube-image-keeper-registry:5000",
-      registryUrl: "http://kube-image-keeper-registry:5000",
+      registryEndpoint: "kube-image-keeper-registry.kuik-system.svc:5000",
+      registryUrl: "http://kube-image-keeper-registry.kuik-system.svc:5000",
       maxConcurrentCachedImageReconciles: 3,
     });
   });

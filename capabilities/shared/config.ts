@@ -85,7 +85,9 @@ const DEFAULT_NAMESPACE = "kuik-system";
 const DEFAULT_EXPIRY_DELAY_DAYS = 30;
 /** Every platform of an index: the index is stored byte-exact, so nodes of any architecture can use it. */
 const DEFAULT_ARCHITECTURES: string[] = [];
-const DEFAULT_REGISTRY_ENDPOINT = "kube-image-keeper-registry:5000";
+/** The cache registry Service of deploy/, qualified: the watcher runs in pepr-system, not in kuik's namespace. */
+const defaultRegistryEndpoint = (namespace: string): string =>
+  `kube-image-keeper-registry.${namespace}.svc:5000`;
 const DEFAULT_MAX_CONCURRENT = 3;
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -120,10 +122,11 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): K
     min: 0,
     integer: false,
   });
-  const endpoint = r.endpoint(ENV.registryEndpoint, DEFAULT_REGISTRY_ENDPOINT);
+  const namespace = r.matching(ENV.namespace, DEFAULT_NAMESPACE, DNS_LABEL_RE, "a namespace name");
+  const endpoint = r.endpoint(ENV.registryEndpoint, defaultRegistryEndpoint(namespace));
   const config: KuikConfig = {
     proxyPort: r.number(ENV.proxyPort, DEFAULT_PROXY_PORT, { min: 1, max: 65535, integer: true }),
-    namespace: r.matching(ENV.namespace, DEFAULT_NAMESPACE, DNS_LABEL_RE, "a namespace name"),
+    namespace,
     expiryDelayDays,
     expiryDelayMs: expiryDelayDays * DAY_MS,
     ignoredNamespaces: r.list(ENV.ignoredNamespaces, [], { re: DNS_LABEL_RE, what: "a namespace name" }),
