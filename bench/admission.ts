@@ -1,0 +1,718 @@
+/**
+ * Admission latency benchmark (issue #5): kuik's webhook as it ships (`dist/pepr-kuik.cjs`, PEPR_WATCH_MODE=false,
+ * HTTPS) answering realistic Pod CREATE AdmissionReviews (3 containers + 1 init, ≈7 KB, as pepr-notes §13) at a
+ * FIXED rate, open loop: request i is due at t0 + i/RATE and its latency is measured from that due time, so a slow
+ * server is charged for the queue it causes (no coordinated omission). One keep-alive undici Pool per server.
+ *
+ * Three servers, in the same run, interleaved (the order rotates every round), each pinned to CPU 1 while the
+ * load generator is pinned to CPU 0 (PIN=0 to disable):
+ *   floor   plain Node 24 HTTPS: parse the JSON, answer a fixed "allowed" review (the ceiling of any webhook);
+ *   stock   the module on Pepr 1.1.4 as installed;
+ *   patched the same bundle on a copy of Pepr with its per-request `ramda.clone`s replaced by `structuredClone`
+ *           (bench/pepr-clone-patch.ts; node_modules untouched).
+ * Before timing, stock and patched must answer the same review with the same JSON patch (images rewritten).
+ *
+ * The module needs an API server (Pepr reads its store before serving): a real local control plane is started
+ * (test/harness/control-plane.ts, no controller manager) and the module installed as the harness does
+ * (test/harness/kuik-module.ts, ServiceAccount token, generated RBAC); its two processes are then replaced by the
+ * bench's own admission processes with the same environment.
+ *
+ *   npx tsx bench/admission.ts     RATE=200 DURATION=20 WARMUP=5 RUNS=3 CONNECTIONS=16 LOG_LEVEL=info PIN=1
+ *                                  BENCH_TIMEOUT=900 SERVERS=floor,stock,patched CPU_PROF=0
+ *
+ * CPU_PROF=1 runs the two Pepr servers with `--cpu-prof` (kept under .kuik/bench/) and prints where their CPU went.
+ *
+ * Per run: p50/p90/p99/max from the due time, errors, and the server's CPU per request from /proc/<pid>/stat
+ * (utime+stime over the measured window / requests answered in it); then medians per server and the goal.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Pool } from "undici";
+import { startControlPlane, type ControlPlane } from "../test/harness/control-plane";
+import { buildModule, moduleBundle, startKuikModule } from "../test/harness/kuik-module";
+import { kuikEnv } from "../test/e2e/stack";
+import {
+  freePort,
+  harnessPki,
+  killGroup,
+  LOOPBACK,
+  makeTempDir,
+  onProcessExit,
+  REPO_ROOT,
+  sleep,
+  tiedToParent,
+} from "../test/harness";
+import { summarizeProfile } from "./convergence";
+import { PATCH_MARKER, patchedPepr } from "./pepr-clone-patch";
+
+const RATE = Number(process.env.RATE ?? 200);
+const DURATION_S = Number(process.env.DURATION ?? 20);
+const WARMUP_S = Number(process.env.WARMUP ?? 5);
+const RUNS = Number(process.env.RUNS ?? 3);
+const CONNECTIONS = Number(process.env.CONNECTIONS ?? 16);
+const LOG_LEVEL = process.env.LOG_LEVEL ?? "info"; // what the generated Deployment sets
+const PIN = process.env.PIN !== "0";
+const TIMEOUT_S = Number(process.env.BENCH_TIMEOUT ?? 900);
+const SERVERS = (process.env.SERVERS ?? "floor,stock,patched").split(",").map(s => s.trim()) as ServerName[];
+const CPU_PROF = process.env.CPU_PROF === "1";
+const GOAL_P99_MS = 5;
+const NODE = join(REPO_ROOT, "node_modules", ".bin", "node");
+const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"]).stdout?.toString().trim() || 100);
+
+type ServerName = "floor" | "stock" | "patched";
+
+// ---------------------------------------------------------------------------------------------------------------
+// the request
+
+/**
+ * A Pod as a ReplicaSet creates it, after the API server's defaulting and with its managedFields, as the webhook
+ * receives it: 3 containers and 1 init container with env vars, probes, resources and the service-account volume.
+ */
+export function realisticPod(namespace: string): Record<string, unknown> {
+  const images = [
+    "registry.example.com/team/web:1.4.2",
+    "ghcr.io/example/sidecar:v2.3.0",
+    "quay.io/prometheus/node-exporter:v1.8.0",
+  ];
+  const mounts = [
+    {
+      name: "kube-api-access-x7k2p",
+      mountPath: "/var/run/secrets/kubernetes.io/serviceaccount",
+      readOnly: true,
+    },
+  ];
+  const container = (name: string, image: string, port: number): Record<string, unknown> => ({
+    name,
+    image,
+    imagePullPolicy: "IfNotPresent",
+    ports: [{ name: "http", containerPort: port, protocol: "TCP" }],
+    env: [
+      ...Array.from({ length: 3 }, (_, k) => ({ name: `APP_SETTING_${k}`, value: `value-${name}-${k}` })),
+      { name: "POD_NAME", valueFrom: { fieldRef: { apiVersion: "v1", fieldPath: "metadata.name" } } },
+    ],
+    resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "256Mi" } },
+    readinessProbe: {
+      httpGet: { path: "/healthz", port, scheme: "HTTP" },
+      periodSeconds: 10,
+      timeoutSeconds: 1,
+      successThreshold: 1,
+      failureThreshold: 3,
+    },
+    volumeMounts: mounts,
+    terminationMessagePath: "/dev/termination-log",
+    terminationMessagePolicy: "File",
+  });
+  const fieldsOf = (name: string): Record<string, unknown> => ({
+    [`k:{"name":"${name}"}`]: {
+      ".": {},
+      "f:env": { ".": {}, 'k:{"name":"APP_SETTING_0"}': { ".": {}, "f:name": {}, "f:value": {} } },
+      "f:image": {},
+      "f:imagePullPolicy": {},
+      "f:name": {},
+      "f:ports": { ".": {} },
+      "f:resources": { ".": {}, "f:limits": { ".": {}, "f:memory": {} }, "f:requests": { ".": {} } },
+      "f:terminationMessagePath": {},
+      "f:terminationMessagePolicy": {},
+    },
+  });
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: {
+      generateName: "web-7c9d8f6b5-",
+      namespace,
+      labels: { app: "web", "pod-template-hash": "7c9d8f6b5", "app.kubernetes.io/part-of": "shop" },
+      annotations: { "kubectl.kubernetes.io/restartedAt": "2026-11-20T10:00:00Z" },
+      ownerReferences: [
+        {
+          apiVersion: "apps/v1",
+          kind: "ReplicaSet",
+          name: "web-7c9d8f6b5",
+          uid: "5b0c3f4e-7e51-4c5a-9a4e-0b8a3e1f6d21",
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ],
+      managedFields: [
+        {
+          manager: "kube-controller-manager",
+          operation: "Update",
+          apiVersion: "v1",
+          time: "2026-11-24T12:00:00Z",
+          fieldsType: "FieldsV1",
+          fieldsV1: {
+            "f:metadata": {
+              "f:generateName": {},
+              "f:labels": { ".": {}, "f:app": {}, "f:pod-template-hash": {} },
+              "f:ownerReferences": { ".": {}, 'k:{"uid":"5b0c3f4e-7e51-4c5a-9a4e-0b8a3e1f6d21"}': {} },
+            },
+            "f:spec": {
+              "f:containers": { ...fieldsOf("web"), ...fieldsOf("sidecar"), ...fieldsOf("exporter") },
+              "f:initContainers": fieldsOf("init"),
+              "f:dnsPolicy": {},
+              "f:enableServiceLinks": {},
+              "f:restartPolicy": {},
+              "f:schedulerName": {},
+              "f:securityContext": {},
+              "f:terminationGracePeriodSeconds": {},
+            },
+          },
+        },
+      ],
+    },
+    spec: {
+      initContainers: [container("init", "busybox:1.36", 9000)],
+      containers: [
+        container("web", images[0] as string, 8080),
+        container("sidecar", images[1] as string, 8081),
+        container("exporter", images[2] as string, 9100),
+      ],
+      volumes: [
+        {
+          name: "kube-api-access-x7k2p",
+          projected: {
+            defaultMode: 420,
+            sources: [
+              { serviceAccountToken: { expirationSeconds: 3607, path: "token" } },
+              { configMap: { name: "kube-root-ca.crt", items: [{ key: "ca.crt", path: "ca.crt" }] } },
+              {
+                downwardAPI: {
+                  items: [
+                    { path: "namespace", fieldRef: { apiVersion: "v1", fieldPath: "metadata.namespace" } },
+                  ],
+                },
+              },
+            ],
+          },
+        },
+      ],
+      restartPolicy: "Always",
+      terminationGracePeriodSeconds: 30,
+      dnsPolicy: "ClusterFirst",
+      serviceAccountName: "default",
+      serviceAccount: "default",
+      securityContext: {},
+      schedulerName: "default-scheduler",
+      tolerations: [
+        {
+          key: "node.kubernetes.io/not-ready",
+          operator: "Exists",
+          effect: "NoExecute",
+          tolerationSeconds: 300,
+        },
+        {
+          key: "node.kubernetes.io/unreachable",
+          operator: "Exists",
+          effect: "NoExecute",
+          tolerationSeconds: 300,
+        },
+      ],
+      priority: 0,
+      enableServiceLinks: true,
+      preemptionPolicy: "PreemptLowerPriority",
+    },
+    status: { phase: "Pending", qosClass: "Burstable" },
+  };
+}
+
+/** The AdmissionReview text, split around the request uid (each request gets its own uid). */
+export function reviewTemplate(namespace = "shop"): { before: string; after: string; bytes: number } {
+  const UID = "@@UID@@";
+  const review = {
+    apiVersion: "admission.k8s.io/v1",
+    kind: "AdmissionReview",
+    request: {
+      uid: UID,
+      kind: { group: "", version: "v1", kind: "Pod" },
+      resource: { group: "", version: "v1", resource: "pods" },
+      requestKind: { group: "", version: "v1", kind: "Pod" },
+      requestResource: { group: "", version: "v1", resource: "pods" },
+      name: "",
+      namespace,
+      operation: "CREATE",
+      userInfo: {
+        username: "system:serviceaccount:kube-system:replicaset-controller",
+        uid: "0e8d1c4a-1f7e-4f8e-9c55-3f2d2f6b7a10",
+        groups: ["system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"],
+      },
+      object: realisticPod(namespace),
+      oldObject: null,
+      dryRun: false,
+      options: { kind: "CreateOptions", apiVersion: "meta.k8s.io/v1" },
+    },
+  };
+  const text = JSON.stringify(review);
+  const [before, after] = text.split(UID) as [string, string];
+  return { before, after, bytes: Buffer.byteLength(text) - UID.length + 36 };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// processes
+
+/** utime + stime of a process, in ms. */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
+}
+
+/** Busy time of all CPUs (everything but idle and iowait), in ms. */
+function machineBusyMs(): number {
+  const line = readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "";
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const busy = v.reduce((a, b) => a + b, 0) - (v[3] ?? 0) - (v[4] ?? 0);
+  return (busy * 1000) / CLK_TCK;
+}
+
+/** A `VmRSS`/`VmHWM` line of /proc/<pid>/status, in MiB. */
+function memMiB(pid: number, field: "VmRSS" | "VmHWM"): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return Number(m?.[1] ?? 0) / 1024;
+}
+
+interface Server {
+  name: ServerName;
+  port: number;
+  child: ChildProcess;
+  logFile: string;
+  path: string;
+}
+
+const children = new Set<ChildProcess>();
+onProcessExit(() => {
+  for (const c of children) killGroup(c.pid, "SIGKILL");
+});
+
+function launch(
+  name: ServerName,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  logFile: string,
+  port: number,
+  path: string,
+): Server {
+  const fd = openSync(logFile, "a");
+  let child: ChildProcess;
+  try {
+    const [c, a] = tiedToParent(NODE, args);
+    const [cmd, argv] = PIN ? ["taskset", ["-c", "1", c, ...a]] : [c, a];
+    child = spawn(cmd, argv, { cwd: REPO_ROOT, env, stdio: ["ignore", fd, fd], detached: true });
+  } finally {
+    closeSync(fd);
+  }
+  children.add(child);
+  child.once("exit", () => children.delete(child));
+  return { name, port, child, logFile, path };
+}
+
+async function stopServer(s: Server): Promise<void> {
+  if (s.child.exitCode !== null || s.child.signalCode !== null) return;
+  const exited = new Promise(r => s.child.once("exit", r));
+  killGroup(s.child.pid, "SIGTERM");
+  const t = setTimeout(() => killGroup(s.child.pid, "SIGKILL"), 5000);
+  await exited;
+  clearTimeout(t);
+}
+
+/** The floor: what any Node HTTPS webhook costs (TLS, HTTP, JSON.parse of the review, a fixed answer). */
+const FLOOR_SERVER = `"use strict";
+const https = require("node:https");
+const fs = require("node:fs");
+const [port, key, cert] = process.argv.slice(2);
+https.createServer({ key: fs.readFileSync(key), cert: fs.readFileSync(cert) }, (req, res) => {
+  if (req.method === "GET") { res.end("ok"); return; }
+  const chunks = [];
+  req.on("data", c => chunks.push(c));
+  req.on("end", () => {
+    const review = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+    const body = JSON.stringify({ apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview",
+      response: { uid: review.request.uid, allowed: true } });
+    res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+    res.end(body);
+  });
+}).listen(Number(port), "127.0.0.1");
+process.on("SIGTERM", () => process.exit(0));
+`;
+
+// ---------------------------------------------------------------------------------------------------------------
+// load
+
+interface RunResult {
+  server: ServerName;
+  sent: number;
+  ok: number;
+  errors: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  mean: number;
+  cpuMsPerReq: number;
+  rssMiB: number;
+  achievedRate: number;
+  otherPct: number;
+}
+
+function quantile(sorted: Float64Array, q: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] as number;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[mid] ?? NaN) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
+};
+
+/**
+ * Sends at RATE for `seconds`, open loop; returns latencies (ms from each request's due time) of the requests due
+ * inside [measureFrom, end), and the CPU of `pid` over that window.
+ */
+async function load(
+  pool: Pool,
+  path: string,
+  template: { before: string; after: string },
+  warmupS: number,
+  seconds: number,
+  pid: number,
+): Promise<{
+  latencies: Float64Array;
+  sent: number;
+  errors: number;
+  cpu: number;
+  windowMs: number;
+  /** CPU used on the machine by everything but the server and the load generator, in % of one core. */
+  otherPct: number;
+}> {
+  const interval = 1000 / RATE;
+  const total = Math.round((warmupS + seconds) * RATE);
+  const firstMeasured = Math.round(warmupS * RATE);
+  const latencies = new Float64Array(total - firstMeasured);
+  let done = 0;
+  let measured = 0;
+  let errors = 0;
+  let cpuStart = 0;
+  let cpuEnd = 0;
+  let busyStart = 0;
+  let busyEnd = 0;
+  let genStart = process.cpuUsage();
+  let genUs = 0;
+  let windowStart = 0;
+  let windowEnd = 0;
+  let finish: () => void = () => undefined;
+  const finished = new Promise<void>(r => (finish = r));
+  const t0 = performance.now() + 20;
+  let next = 0;
+
+  const send = (i: number): void => {
+    const due = t0 + i * interval;
+    if (i === firstMeasured) {
+      cpuStart = cpuMs(pid);
+      busyStart = machineBusyMs();
+      genStart = process.cpuUsage();
+      windowStart = performance.now();
+    }
+    const uid = `00000000-0000-4000-8000-${String(i).padStart(12, "0")}`;
+    pool
+      .request({
+        path,
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: template.before + uid + template.after,
+        headersTimeout: 30_000,
+        bodyTimeout: 30_000,
+      })
+      .then(async res => {
+        const text = await res.body.text();
+        if (res.statusCode !== 200 || !text.includes('"allowed":true')) throw new Error(`${res.statusCode}`);
+      })
+      .catch(() => {
+        if (i >= firstMeasured) errors++;
+      })
+      .finally(() => {
+        const latency = performance.now() - due;
+        if (i >= firstMeasured) latencies[measured++] = latency;
+        if (++done === total) {
+          cpuEnd = cpuMs(pid);
+          busyEnd = machineBusyMs();
+          const gen = process.cpuUsage(genStart);
+          genUs = gen.user + gen.system;
+          windowEnd = performance.now();
+          finish();
+        }
+      });
+  };
+  const tick = (): void => {
+    const now = performance.now();
+    while (next < total && t0 + next * interval <= now) send(next++);
+    if (next < total) setTimeout(tick, Math.max(0, t0 + next * interval - performance.now()));
+  };
+  setTimeout(tick, Math.max(0, t0 - performance.now()));
+  await finished;
+  return {
+    latencies: latencies.subarray(0, measured).sort(),
+    sent: total - firstMeasured,
+    errors,
+    cpu: cpuEnd - cpuStart,
+    windowMs: windowEnd - windowStart,
+    otherPct: (100 * (busyEnd - busyStart - (cpuEnd - cpuStart) - genUs / 1000)) / (windowEnd - windowStart),
+  };
+}
+
+async function waitHealthy(s: Server, ca: Buffer, timeoutMs: number): Promise<void> {
+  const pool = new Pool(`https://${LOOPBACK}:${s.port}`, { connect: { ca } });
+  const deadline = Date.now() + timeoutMs;
+  try {
+    for (;;) {
+      const status = await pool
+        .request({ path: "/healthz", method: "GET", headersTimeout: 2000 })
+        .then(async r => {
+          await r.body.dump();
+          return r.statusCode;
+        })
+        .catch(() => 0);
+      if (status === 200) return;
+      if (s.child.exitCode !== null || Date.now() > deadline) {
+        const log = readFileSync(s.logFile, "utf8").trim().split("\n").slice(-20).join("\n");
+        throw new Error(
+          `${s.name} ${s.child.exitCode !== null ? "exited" : "not healthy"}; ${s.logFile}:\n${log}`,
+        );
+      }
+      await sleep(100);
+    }
+  } finally {
+    await pool.close();
+  }
+}
+
+/** One review through a server; the decoded JSON patch (empty for the floor). */
+async function probe(s: Server, ca: Buffer, template: { before: string; after: string }): Promise<string> {
+  const pool = new Pool(`https://${LOOPBACK}:${s.port}`, { connect: { ca } });
+  try {
+    const res = await pool.request({
+      path: s.path,
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: `${template.before}11111111-2222-4333-8444-555555555555${template.after}`,
+    });
+    const body = (await res.body.json()) as { response?: { allowed?: boolean; patch?: string } };
+    if (res.statusCode !== 200 || body.response?.allowed !== true) {
+      throw new Error(`${s.name}: ${res.statusCode} ${JSON.stringify(body).slice(0, 300)}`);
+    }
+    return body.response.patch ? Buffer.from(body.response.patch, "base64").toString("utf8") : "";
+  } finally {
+    await pool.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const timer = setTimeout(() => {
+    console.error(`bench timed out after ${TIMEOUT_S} s`);
+    process.exit(2);
+  }, TIMEOUT_S * 1000);
+  timer.unref();
+  if (PIN) spawnSync("taskset", ["-a", "-p", "-c", "0", String(process.pid)], { stdio: "ignore" });
+
+  const template = reviewTemplate();
+  console.log(
+    `admission bench: Pod CREATE review ${template.bytes} bytes (3 containers + 1 init), ` +
+      `${RATE} req/s open loop, ${WARMUP_S} s warm-up + ${DURATION_S} s measured, ${RUNS} interleaved rounds, ` +
+      `${CONNECTIONS} keep-alive connections, LOG_LEVEL=${LOG_LEVEL}, ${PIN ? "servers on CPU 1, load on CPU 0" : "unpinned"}`,
+  );
+  const build = await buildModule();
+  const bundle = moduleBundle();
+  if (!bundle) throw new Error("no module bundle");
+  const dir = makeTempDir("bench-admission");
+  const profDir = join(
+    REPO_ROOT,
+    ".kuik",
+    "bench",
+    `admission-${new Date().toISOString().replace(/[:.]/g, "-")}`,
+  );
+  const pki = await harnessPki();
+  const ca = readFileSync(pki.caFile);
+  let cp: ControlPlane | undefined;
+  const servers: Server[] = [];
+  try {
+    cp = await startControlPlane({ dir: join(dir, "control-plane"), controllerManager: false });
+    const module = await startKuikModule(cp, {
+      dir: join(dir, "module"),
+      build: false,
+      logLevel: LOG_LEVEL,
+      env: kuikEnv({
+        cacheUrl: "http://127.0.0.1:5000",
+        proxyPort: 7439,
+        caFile: pki.caFile,
+        metricsPort: 0,
+      }),
+    });
+    // Keep its install (RBAC, token, store), replace its processes by ours (pinned, one per variant).
+    const env = module.env;
+    const apiPath = module.apiPath;
+    await module.stop();
+    console.log(
+      `control plane ${cp.version} up; module ${build.built ? "built" : "up to date"} (${bundle.replace(`${REPO_ROOT}/`, "")})`,
+    );
+
+    const baseEnv: NodeJS.ProcessEnv = { ...process.env, ...env, PEPR_WATCH_MODE: "false" };
+    for (const k of ["KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "PEPR_MODE", "NODE_OPTIONS"]) {
+      delete baseEnv[k];
+    }
+    const patch = SERVERS.includes("patched") ? patchedPepr(["clone"]) : undefined;
+    if (patch) console.log(`patched ${patch.versions.join(", ")}: ${patch.report.join("; ")}`);
+    const mutatePath = `/mutate/${apiPath}`;
+    for (const name of SERVERS) {
+      const port = await freePort();
+      const logFile = join(dir, `${name}.log`);
+      if (name === "floor") {
+        const script = join(dir, "floor.cjs");
+        writeFileSync(script, FLOOR_SERVER);
+        servers.push(
+          launch(name, [script, String(port), pki.serverKey, pki.serverCert], baseEnv, logFile, port, "/"),
+        );
+      } else {
+        const e = { ...baseEnv, KUIK_PEPR_PORT: String(port), ...(name === "patched" ? patch?.env : {}) };
+        const prof = CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${join(profDir, name)}`] : [];
+        servers.push(launch(name, [...prof, bundle], e, logFile, port, mutatePath));
+      }
+    }
+    await Promise.all(servers.map(s => waitHealthy(s, ca, 60_000)));
+
+    // Correctness first: the patched Pepr must answer exactly as the stock one.
+    const patches = new Map<ServerName, string>();
+    for (const s of servers) patches.set(s.name, await probe(s, ca, template));
+    for (const s of servers) {
+      if (s.name === "floor") continue;
+      const p = patches.get(s.name) ?? "";
+      if (!p.includes("localhost:7439/"))
+        throw new Error(`${s.name}: images not rewritten: ${p.slice(0, 300)}`);
+    }
+    if (patches.has("stock") && patches.has("patched") && patches.get("stock") !== patches.get("patched")) {
+      throw new Error(
+        `stock and patched Pepr answer differently:\n${patches.get("stock")}\n${patches.get("patched")}`,
+      );
+    }
+    const patched = servers.find(s => s.name === "patched");
+    if (patched && !readFileSync(patched.logFile, "utf8").includes(PATCH_MARKER)) {
+      throw new Error("the patched server does not run the patched Pepr");
+    }
+    const stockPatch = patches.get("stock");
+    if (stockPatch)
+      console.log(`stock and patched answer the same JSON patch (${JSON.parse(stockPatch).length} ops)`);
+
+    const results: RunResult[] = [];
+    const pools = new Map(
+      servers.map(s => [
+        s.name,
+        new Pool(`https://${LOOPBACK}:${s.port}`, {
+          connect: { ca },
+          connections: CONNECTIONS,
+          pipelining: 1,
+          keepAliveTimeout: 60_000,
+        }),
+      ]),
+    );
+    for (let round = 0; round < RUNS; round++) {
+      const order = servers.map((_, i) => servers[(i + round) % servers.length] as Server);
+      for (const s of order) {
+        const pid = s.child.pid ?? 0;
+        const r = await load(pools.get(s.name) as Pool, s.path, template, WARMUP_S, DURATION_S, pid);
+        const ok = r.latencies.length - r.errors;
+        const sum = r.latencies.reduce((a, b) => a + b, 0);
+        const result: RunResult = {
+          server: s.name,
+          sent: r.sent,
+          ok,
+          errors: r.errors,
+          p50: quantile(r.latencies, 0.5),
+          p90: quantile(r.latencies, 0.9),
+          p99: quantile(r.latencies, 0.99),
+          max: r.latencies[r.latencies.length - 1] ?? NaN,
+          mean: sum / r.latencies.length,
+          cpuMsPerReq: r.cpu / r.sent,
+          rssMiB: memMiB(pid, "VmRSS"),
+          achievedRate: (r.sent / r.windowMs) * 1000,
+          otherPct: r.otherPct,
+        };
+        results.push(result);
+        console.log(
+          `round ${round + 1} ${s.name.padEnd(7)} p50 ${result.p50.toFixed(2)}  p90 ${result.p90.toFixed(2)}  ` +
+            `p99 ${result.p99.toFixed(2)}  max ${result.max.toFixed(1)} ms  mean ${result.mean.toFixed(2)} ms  ` +
+            `CPU ${result.cpuMsPerReq.toFixed(3)} ms/req  ${result.achievedRate.toFixed(0)} req/s  ` +
+            `errors ${result.errors}  RSS ${result.rssMiB.toFixed(0)} MiB  other load ${result.otherPct.toFixed(0)}%`,
+        );
+      }
+    }
+    await Promise.all([...pools.values()].map(p => p.close()));
+
+    console.log("\nmedians over rounds (latency from the due time, ms):");
+    console.log("server    p50     p90     p99     max      CPU ms/req  RSS MiB (peak)");
+    const med = new Map<ServerName, RunResult>();
+    for (const s of servers) {
+      const rs = results.filter(r => r.server === s.name);
+      const m = (f: (r: RunResult) => number): number => median(rs.map(f));
+      const row: RunResult = {
+        server: s.name,
+        sent: m(r => r.sent),
+        ok: m(r => r.ok),
+        errors: rs.reduce((a, r) => a + r.errors, 0),
+        p50: m(r => r.p50),
+        p90: m(r => r.p90),
+        p99: m(r => r.p99),
+        max: m(r => r.max),
+        mean: m(r => r.mean),
+        cpuMsPerReq: m(r => r.cpuMsPerReq),
+        rssMiB: memMiB(s.child.pid ?? 0, "VmHWM"),
+        achievedRate: m(r => r.achievedRate),
+        otherPct: m(r => r.otherPct),
+      };
+      med.set(s.name, row);
+      console.log(
+        `${s.name.padEnd(8)}  ${row.p50.toFixed(2).padStart(5)}  ${row.p90.toFixed(2).padStart(6)}  ` +
+          `${row.p99.toFixed(2).padStart(6)}  ${row.max.toFixed(1).padStart(7)}  ` +
+          `${row.cpuMsPerReq.toFixed(3).padStart(10)}  ${row.rssMiB.toFixed(0).padStart(7)}` +
+          `${row.errors ? `   ${row.errors} errors` : ""}`,
+      );
+    }
+    const stock = med.get("stock");
+    const fixed = med.get("patched");
+    const floor = med.get("floor");
+    if (stock && fixed) {
+      console.log(
+        `stock/patched: p99 ×${(stock.p99 / fixed.p99).toFixed(1)}, CPU/req ×${(stock.cpuMsPerReq / fixed.cpuMsPerReq).toFixed(1)}`,
+      );
+    }
+    if (floor && stock) console.log(`stock − floor p99: ${(stock.p99 - floor.p99).toFixed(2)} ms`);
+    for (const row of [stock, fixed]) {
+      if (!row) continue;
+      const pass = row.p99 <= GOAL_P99_MS && row.errors === 0;
+      console.log(
+        `goal p99 ≤ ${GOAL_P99_MS} ms at ${RATE} req/s, ${row.server}: ${pass ? "PASS" : "FAIL"} (${row.p99.toFixed(2)} ms)`,
+      );
+    }
+  } finally {
+    await Promise.all(servers.map(stopServer));
+    await cp?.stop();
+  }
+  if (CPU_PROF) {
+    for (const name of SERVERS.filter(n => n !== "floor")) {
+      const d = join(profDir, name);
+      const f = existsSync(d) ? readdirSync(d).find(x => x.endsWith(".cpuprofile")) : undefined;
+      if (f) console.log(`\n${name}: ${summarizeProfile(join(d, f), 20)}`);
+    }
+  }
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}
