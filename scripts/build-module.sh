@@ -8,6 +8,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-dist}
 shift || true
+marker=$(mktemp)
+trap 'rm -f "$marker"' EXIT
 npx pepr build -o "$out" "$@"
+# `pepr build` exits 0 even when its tsc step fails, leaving the previous bundle in place: insist on a fresh one.
+bundle=$(ls -t "$out"/pepr-kuik.cjs "$out"/pepr-kuik.js 2>/dev/null | head -n 1 || true)
+if [ -z "$bundle" ] || [ ! "$bundle" -nt "$marker" ]; then
+  echo "build-module: pepr build did not write a new bundle in $out (see its output above: a type error?)" >&2
+  exit 1
+fi
 npx tsx scripts/webhook-config.ts "$out/pepr-module-kuik.yaml" "$out/kuik-chart/templates/mutation-webhook.yaml"
 echo "webhook post-processed: $out/pepr-module-kuik.yaml, $out/kuik-chart/templates/mutation-webhook.yaml" >&2
