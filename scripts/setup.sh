@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 
-APT_PACKAGES=(skopeo docker-registry containerd apache2-utils python3-grpcio openssl curl jq iproute2 ca-certificates tinyproxy)
+# util-linux: setpriv (test processes die with their parent), unshare, flock.
+APT_PACKAGES=(skopeo docker-registry containerd apache2-utils python3-grpcio openssl curl ca-certificates tinyproxy util-linux)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

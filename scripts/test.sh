@@ -4,6 +4,7 @@
 #   → e2e (a real kube-apiserver + etcd, the built Pepr module, the proxy).
 # Ends with one line "N passed, N failed[, N skipped]" over all tiers; exits non-zero if anything failed.
 # TIERS="unit integration" limits the run; extra arguments are passed to vitest (e.g. a file filter).
+# KUIK_REQUIRE_ALL=1 (set by .ci/run) counts skipped tests as failures: a missing tool must not pass silently.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
@@ -23,13 +24,22 @@ for tier in $TIERS; do
   fi
   npx vitest run --project "$tier" --reporter=default --reporter=json --outputFile=".kuik/results/$tier.json" "$@" || status=1
 done
-node - "$failed_static" <<'JS'
+node - "$failed_static" $TIERS <<'JS'
 const fs = require("node:fs");
-let passed = 0, failed = Number(process.argv[2]), skipped = 0;
-for (const f of fs.readdirSync(".kuik/results").filter(f => f.endsWith(".json"))) {
-  const r = JSON.parse(fs.readFileSync(`.kuik/results/${f}`, "utf8"));
-  passed += r.numPassedTests; failed += r.numFailedTests + (r.numFailedTestSuites ?? 0) * 0; skipped += r.numPendingTests + r.numTodoTests;
+const [staticFailures, ...tiers] = process.argv.slice(2);
+let passed = 0, failed = Number(staticFailures), skipped = 0;
+for (const tier of tiers.filter(t => t !== "static")) {
+  const file = `.kuik/results/${tier}.json`;
+  // vitest died before reporting (e.g. a global setup found a tool missing): that is a failure, not zero tests.
+  if (!fs.existsSync(file)) { console.error(`no results for the ${tier} tier`); failed++; continue; }
+  const r = JSON.parse(fs.readFileSync(file, "utf8"));
+  passed += r.numPassedTests; failed += r.numFailedTests; skipped += r.numPendingTests + r.numTodoTests;
+  // A file that failed to load has no assertions but counts as a failure.
   for (const s of r.testResults ?? []) if (s.status === "failed" && (s.assertionResults ?? []).length === 0) failed++;
+}
+if (skipped > 0 && process.env.KUIK_REQUIRE_ALL === "1") {
+  console.error(`${skipped} skipped test(s) with KUIK_REQUIRE_ALL=1: every tool must be there`);
+  failed += skipped;
 }
 console.log(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
 process.exit(failed > 0 ? 1 : 0);

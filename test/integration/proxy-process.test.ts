@@ -110,8 +110,15 @@ describe("the bundled proxy process", () => {
   it("drains in-flight pulls on SIGTERM: refuses new connections, finishes the transfer, exits 0", async () => {
     const p = await start();
     const blob = layerUrl(p, medium);
-    const paced = httpGet(blob.url, { onChunk: received => sleep(received < blob.size ? 3 : 0) });
-    await sleep(300);
+    let started = (): void => undefined;
+    const firstChunk = new Promise<void>(resolve => (started = resolve));
+    const paced = httpGet(blob.url, {
+      onChunk: received => {
+        started();
+        return sleep(received < blob.size ? 3 : 0);
+      },
+    });
+    await firstChunk; // the transfer is under way: SIGTERM must let it finish
     process.kill(p.pid, "SIGTERM");
     await eventually(
       async () => (await httpGet(`http://${p.host}/v2/`)).status === 0,
@@ -130,8 +137,15 @@ describe("the bundled proxy process", () => {
     let release = (): void => undefined;
     const gate = new Promise<void>(resolve => (release = resolve));
     // Reads nothing until the proxy has exited; then finds the transfer cut (a paused socket sees no EOF).
-    const stuck = httpGet(blob.url, { onChunk: () => gate });
-    await sleep(300);
+    let started = (): void => undefined;
+    const firstChunk = new Promise<void>(resolve => (started = resolve));
+    const stuck = httpGet(blob.url, {
+      onChunk: () => {
+        started();
+        return gate;
+      },
+    });
+    await firstChunk;
     const signalled = performance.now();
     process.kill(p.pid, "SIGTERM");
     expect(await p.exited).toBe(0);

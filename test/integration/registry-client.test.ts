@@ -479,6 +479,11 @@ describe("HTTP(S)_PROXY", () => {
     proxyUrl = `http://127.0.0.1:${port}`;
     for (let i = 0; i < 50 && !readLogSafe(logFile).includes("listening"); i++)
       await new Promise(r => setTimeout(r, 100));
+    if (!readLogSafe(logFile).includes("listening")) {
+      throw new Error(
+        `tinyproxy did not start listening:\n${readLogSafe(logFile).split("\n").slice(-10).join("\n")}`,
+      );
+    }
   });
 
   afterAll(() => {
