@@ -180,7 +180,7 @@ function closeServer(server: Server): Promise<void> {
 }
 
 /** `host:port`, with brackets for IPv6 and `*` for every interface. */
-export function formatAddress(address: ListenAddress): string {
+function formatAddress(address: ListenAddress): string {
   const host =
     address.host === undefined ? "*" : address.host.includes(":") ? `[${address.host}]` : address.host;
   return `${host}:${address.port}`;

@@ -151,6 +151,7 @@ export class RegistryClient {
     spec: RequestSpec,
     maxBytes: number,
   ): Promise<{ response: RegistryResponse; bytes: Buffer }> {
+    if (!canResend(spec)) throw new RegistryError("PROTOCOL_ERROR", "requestBuffer needs a replayable body");
     return withRetries(
       this.#retry,
       async () => {
@@ -267,7 +268,8 @@ export class RegistryClient {
     url: URL,
     init: { method: "GET" | "POST"; headers: Record<string, string>; body?: string },
   ): Promise<{ statusCode: number; body: string }> {
-    return withRetries(this.#retry, async () => {
+    // No retry loop here: a token fetch runs inside request()'s, which retries the 429/5xx thrown below.
+    {
       let data: Dispatcher.ResponseData;
       try {
         data = await this.#dispatcherFor(url.host).request({
@@ -291,7 +293,7 @@ export class RegistryClient {
         });
       }
       return { statusCode: data.statusCode, body };
-    });
+    }
   }
 
   #emit(event: RegistryEvent): void {
@@ -323,7 +325,8 @@ function isTlsFailure(err: unknown): boolean {
   if (!(err instanceof RegistryError) || err.code !== "UPSTREAM_UNREACHABLE") return false;
   const cause = err.cause as { code?: string; message?: string } | undefined;
   const text = `${cause?.code ?? ""} ${cause?.message ?? ""}`;
-  return /SSL|TLS|EPROTO|ECONNRESET|wrong version|UND_ERR_SOCKET/i.test(text);
+  // Only a TLS handshake failure means "no TLS here": a transient reset must not downgrade to HTTP for good.
+  return /SSL|TLS|EPROTO|wrong version/i.test(text);
 }
 
 /** First value of a header that may be repeated. */
@@ -337,7 +340,7 @@ function retryAfter(headers: Record<string, string | string[] | undefined>): { r
 }
 
 /** Read a body into memory, failing once it exceeds `maxBytes` (manifests, error bodies, tokens). */
-export async function readLimited(
+async function readLimited(
   response: Pick<RegistryResponse, "body" | "headers">,
   maxBytes: number,
   registry: string,

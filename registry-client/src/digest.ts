@@ -11,7 +11,7 @@ export function isDigest(value: string): boolean {
 }
 
 /** The hash object for a digest's algorithm (throws DIGEST_MISMATCH-free INVALID_REFERENCE on others). */
-export function hasherFor(digest: string): Hash {
+function hasherFor(digest: string): Hash {
   if (!isDigest(digest))
     throw new RegistryError("INVALID_REFERENCE", `"${digest}" is not a valid sha256/sha512 digest`);
   return createHash(digest.startsWith("sha512:") ? "sha512" : "sha256");

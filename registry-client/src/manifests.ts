@@ -78,7 +78,13 @@ export async function getManifest(
       },
     );
   }
-  if (announced && isDigest(announced) && digestOf(bytes, announced) !== announced) {
+  const sameAlgorithm = announced?.split(":")[0] === digest.split(":")[0];
+  // When the algorithms agree, compare with the digest already computed: hash a 4 MiB manifest once, not twice.
+  if (
+    announced &&
+    isDigest(announced) &&
+    (sameAlgorithm ? digest : digestOf(bytes, announced)) !== announced
+  ) {
     throw new RegistryError(
       "DIGEST_MISMATCH",
       `${ref.canonical}: Docker-Content-Digest ${announced} does not match the body`,
@@ -139,8 +145,10 @@ export async function putManifest(
     ...(options.signal ? { signal: options.signal } : {}),
   });
   await response.body.dump();
-  const expected = digestOf(manifest.bytes);
-  const stored = headerValue(response.headers["docker-content-digest"]) ?? expected;
+  const announced = headerValue(response.headers["docker-content-digest"]);
+  // The registry may answer in another algorithm (sha512): hash what we sent with the same one.
+  const expected = digestOf(manifest.bytes, announced ?? "sha256:");
+  const stored = announced ?? expected;
   if (stored !== expected) {
     throw new RegistryError(
       "DIGEST_MISMATCH",

@@ -168,6 +168,25 @@ describe("authentication", () => {
     expect(descriptor.digest).toMatch(/^sha256:/);
   });
 
+  it("falls back to plain HTTP for an insecure registry without TLS, once", async () => {
+    await buildAndPush({ size: "1M", seed: "rc-insecure-http" }, cache, {
+      repo: "insecure/app",
+      tag: "v1",
+      creds: null,
+    });
+    const events: RegistryEvent[] = [];
+    const client = new RegistryClient({
+      hosts: { [cache.host]: { insecure: true } },
+      onEvent: e => events.push(e),
+    });
+    const first = await headManifest(client, parseImageReference(`${cache.host}/insecure/app:v1`));
+    const second = await headManifest(client, parseImageReference(`${cache.host}/insecure/app:v1`));
+    await client.close();
+    expect(second.digest).toBe(first.digest);
+    expect(client.baseUrl(cache.host)).toBe(`http://${cache.host}`);
+    expect(events.filter(e => e.type === "insecure-fallback")).toHaveLength(1);
+  });
+
   it("refuses a registry whose certificate it cannot verify", async () => {
     const client = new RegistryClient({ credentials: () => basicCreds(), retry: { attempts: 1 } });
     const error = await headManifest(client, parseImageReference(`${basic.host}/team/app:v1`)).catch(
