@@ -145,7 +145,7 @@ export class CachedImagesController implements WatchHandlers, MetricsSnapshot {
   async resync(): Promise<void> {
     await this.tracker.resync();
     for (const name of this.tracker.cachedImages.keys()) this.queue.add(name);
-    await this.syncCredentials();
+    await this.#credentials.sync(this.tracker.repositories.values(), { force: true });
   }
 
   /** Expiry sweep, then Repository status and refreshes. */
@@ -253,7 +253,8 @@ export class CachedImagesController implements WatchHandlers, MetricsSnapshot {
         progressIntervalMs: this.#deps.progressIntervalMs ?? 5000,
       },
       keyringFor: ref => keyringForImage(kube, ref, log),
-      liveUsers: name => this.#live.usersOf(name),
+      // Decided at deletion time from a list made now, not the one the expiry sweep just used.
+      liveUsers: name => this.#live.usersOf(name, true),
       digestShared: (name, cacheName, digest) => this.#digestShared(name, cacheName, digest),
     };
   }

@@ -118,6 +118,9 @@ describe("ProxyCredentialsSync", () => {
     );
     expect(await sync.sync(repos)).toBe(true);
     expect(auths(kube.appliedSecrets[1])["registry.example/app"]?.password).toBe("rotated");
+    // A resync forces the write: a Secret edited or deleted by hand is restored.
+    expect(await sync.sync(repos, { force: true })).toBe(true);
+    expect(kube.appliedSecrets).toHaveLength(3);
   });
 
   it("writes an empty document when no Repository has credentials", async () => {

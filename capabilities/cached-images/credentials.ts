@@ -112,8 +112,11 @@ export class ProxyCredentialsSync {
     private readonly log: Logger,
   ) {}
 
-  /** Recomputes from `repositories` (the observed ones) and applies the Secret if its content changed. */
-  async sync(repositories: Iterable<Repository>): Promise<boolean> {
+  /**
+   * Recomputes from `repositories` (the observed ones) and applies the Secret if its content changed since our
+   * last write, or always with `force` (resync: restores a Secret edited or deleted by hand).
+   */
+  async sync(repositories: Iterable<Repository>, options: { force?: boolean } = {}): Promise<boolean> {
     const memo = new Map<string, Promise<DockerConfigEntry[]>>();
     const inputs: RepositoryCredentials[] = [];
     for (const repo of repositories) {
@@ -122,7 +125,7 @@ export class ProxyCredentialsSync {
       inputs.push({ name: repo.spec.name, entries: await readPullSecrets(this.kube, refs, this.log, memo) });
     }
     const document = proxyDockerConfig(inputs);
-    if (document === this.#lastWritten) return false;
+    if (document === this.#lastWritten && options.force !== true) return false;
     await this.kube.applySecret({ ...this.target, dockerConfigJson: document });
     this.#lastWritten = document;
     const entries = Object.keys((JSON.parse(document) as { auths: object }).auths).length;

@@ -101,4 +101,12 @@ describe("LivePods", () => {
     expect(await live.usersOf("other")).toBe(0);
     expect(kube.calls.filter(c => c === "listManagedPods")).toHaveLength(2);
   });
+
+  it("lists again for a fresh count, even within maxAge: a pod admitted since the sweep counts", async () => {
+    const live = new LivePods(kube, time, 7439, 2000);
+    expect(await live.usersOf(NAME)).toBe(0);
+    kube.addPod(managedPod("a", "p", ["nginx:1.25"]));
+    expect(await live.usersOf(NAME)).toBe(0);
+    expect(await live.usersOf(NAME, true)).toBe(1);
+  });
 });

@@ -34,9 +34,9 @@ export class LivePods {
     return this.#inflight;
   }
 
-  /** Number of live pods using the CachedImage `name`. */
-  async usersOf(name: string): Promise<number> {
-    return (await this.view()).desired.cachedImages.get(name)?.usedBy.length ?? 0;
+  /** Number of live pods using the CachedImage `name`; `fresh` lists again (concurrent callers share the list). */
+  async usersOf(name: string, fresh = false): Promise<number> {
+    return (await this.view(fresh)).desired.cachedImages.get(name)?.usedBy.length ?? 0;
   }
 
   async #list(at: number): Promise<LiveView> {
