@@ -10,6 +10,7 @@
  */
 import type { ServerResponse } from "node:http";
 import type { Dispatcher } from "undici";
+import { isTimeoutCode } from "../../registry-client/src/transport";
 import type { GcPacer } from "./gc-pacer";
 import { clientResponseHeaders, declaredLength } from "./headers";
 
@@ -49,7 +50,6 @@ export interface CacheUpstreamOptions {
 }
 
 const MAX_REDIRECTS = 3;
-const TIMEOUT_CODES = new Set(["UND_ERR_CONNECT_TIMEOUT", "UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT"]);
 
 /** The cache registry: try a request, probe health. */
 export class CacheUpstream {
@@ -205,7 +205,7 @@ class CacheHandler implements Dispatcher.DispatchHandler {
     this.#result({
       outcome: "error",
       error,
-      timeout: TIMEOUT_CODES.has(code),
+      timeout: isTimeoutCode(code),
       ...(this.#status ? { status: this.#status } : {}),
     });
   }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { isDigest, parseRoute } from "./routes";
+import { isDigest } from "../../registry-client/src/digest";
+import { parseRoute } from "./routes";
 
 const D = `sha256:${"a".repeat(64)}`;
 

@@ -3,6 +3,7 @@
  * `/v2/<name>/blobs/<digest>`. Everything else is refused with an OCI error (v1 accepted any method and answered
  * unparsable names with an empty 200, Appendix B item 2).
  */
+import { isDigest } from "../../registry-client/src/digest";
 import { ProxyError } from "./errors";
 
 /** What a request is about; `kind` is also a metric label. */
@@ -18,14 +19,6 @@ const ALLOWED_METHODS = "GET, HEAD";
 // `<name>` is greedy: the part before the LAST /manifests/ or /blobs/ (a repository may contain "blobs").
 const CONTENT_RE = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/;
 const TAG_RE = /^\w[\w.-]{0,127}$/;
-const DIGEST_HEX_LENGTH: Readonly<Record<string, number>> = { sha256: 64, sha384: 96, sha512: 128 };
-const DIGEST_RE = /^(sha256|sha384|sha512):([a-f0-9]+)$/;
-
-/** Whether `reference` is a digest the proxy accepts (`sha256:<64 lower-case hex>`, sha384, sha512). */
-export function isDigest(reference: string): boolean {
-  const match = DIGEST_RE.exec(reference);
-  return match?.[1] !== undefined && match[2]?.length === DIGEST_HEX_LENGTH[match[1]];
-}
 
 /** Parses a method and request target (query ignored). Pure; never throws. */
 export function parseRoute(method: string, target: string): Route {

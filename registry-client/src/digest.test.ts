@@ -53,8 +53,8 @@ describe("verifyingStream", () => {
     expect(isRegistryError(error, "DIGEST_MISMATCH")).toBe(true);
   });
 
-  it("supports sha512", async () => {
-    const digest = `sha512:${createHash("sha512").update(whole).digest("hex")}`;
+  it.each(["sha384", "sha512"])("supports %s", async (algorithm) => {
+    const digest = `${algorithm}:${createHash(algorithm).update(whole).digest("hex")}`;
     expect((await run(chunks, digest)).error).toBeUndefined();
   });
 
@@ -69,6 +69,8 @@ describe("digestOf / isDigest", () => {
       "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
     );
     expect(digestOf(Buffer.from(""), "sha512:").startsWith("sha512:cf83e1357eefb8bd")).toBe(true);
+    expect(digestOf(Buffer.from(""), `sha384:${"0".repeat(96)}`).startsWith("sha384:38b060a751ac9638")).toBe(true);
+    expect(digestOf(Buffer.from(""), "md5:").startsWith("sha256:")).toBe(true);
   });
 
   it.each([
@@ -76,6 +78,9 @@ describe("digestOf / isDigest", () => {
     ["sha256:" + "A".repeat(64), false],
     ["sha256:" + "a".repeat(63), false],
     ["sha512:" + "0".repeat(128), true],
+    ["sha384:" + "0".repeat(96), true],
+    ["sha384:" + "0".repeat(64), false],
+    ["sha256:" + "a".repeat(64) + "\n", false],
     ["md5:" + "0".repeat(32), false],
     ["", false],
   ])("isDigest(%s) = %s", (value, expected) => {

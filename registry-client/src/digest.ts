@@ -3,23 +3,42 @@ import { createHash, type Hash } from "node:crypto";
 import { Transform, type TransformCallback } from "node:stream";
 import { RegistryError } from "./errors";
 
-const DIGEST = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
+/**
+ * Hex length of each digest algorithm kuik accepts: go-digest's registered ones, which are also containerd's.
+ * The one table behind reference parsing, content verification and the proxy's routes.
+ */
+export const DIGEST_HEX_LENGTH: ReadonlyMap<string, number> = new Map([
+  ["sha256", 64],
+  ["sha384", 96],
+  ["sha512", 128],
+]);
 
-/** True for a `sha256:`/`sha512:` digest with the right hex length. */
+const DIGEST_RE = /^([a-z0-9]+):([a-f0-9]+)$/;
+
+/** The algorithm of a well-formed digest (`<algorithm>:<lower-case hex of the right length>`), else undefined. */
+function algorithmOf(value: string): string | undefined {
+  const match = DIGEST_RE.exec(value);
+  if (match?.[1] === undefined || match[2] === undefined) return undefined;
+  return DIGEST_HEX_LENGTH.get(match[1]) === match[2].length ? match[1] : undefined;
+}
+
+/** True for a sha256/sha384/sha512 digest with lower-case hex of the right length. */
 export function isDigest(value: string): boolean {
-  return DIGEST.test(value);
+  return algorithmOf(value) !== undefined;
 }
 
-/** The hash object for a digest's algorithm (throws DIGEST_MISMATCH-free INVALID_REFERENCE on others). */
+/** The hash object for a digest's algorithm (INVALID_REFERENCE for anything but a valid digest). */
 function hasherFor(digest: string): Hash {
-  if (!isDigest(digest))
-    throw new RegistryError("INVALID_REFERENCE", `"${digest}" is not a valid sha256/sha512 digest`);
-  return createHash(digest.startsWith("sha512:") ? "sha512" : "sha256");
+  const algorithm = algorithmOf(digest);
+  if (algorithm === undefined)
+    throw new RegistryError("INVALID_REFERENCE", `"${digest}" is not a valid sha256/sha384/sha512 digest`);
+  return createHash(algorithm);
 }
 
-/** Digest of bytes, with the algorithm of `like` (sha256 by default). */
+/** Digest of bytes, with the algorithm of the digest `like` (sha256 when `like` names no known algorithm). */
 export function digestOf(bytes: Buffer, like = "sha256:"): string {
-  const algorithm = like.startsWith("sha512:") ? "sha512" : "sha256";
+  const prefix = like.slice(0, like.indexOf(":"));
+  const algorithm = DIGEST_HEX_LENGTH.has(prefix) ? prefix : "sha256";
   return `${algorithm}:${createHash(algorithm).update(bytes).digest("hex")}`;
 }
 

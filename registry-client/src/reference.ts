@@ -19,6 +19,7 @@
  * - the digest algorithms are sha256, sha384 and sha512 (those containerd registers); any other is rejected;
  * - inputs longer than {@link MAX_REFERENCE_LENGTH} are rejected before any matching.
  */
+import { DIGEST_HEX_LENGTH } from "./digest";
 import { RegistryError } from "./errors";
 import type { ImageReference } from "./types";
 
@@ -57,12 +58,6 @@ const WHITESPACE_RE = /\s/;
 /** A `.` or `:` in the first component makes it a registry host (Docker's rule). */
 const HOST_HINT_RE = /[.:]/;
 
-/** Hex length of each supported digest algorithm (go-digest's registered algorithms). */
-const DIGEST_HEX_LENGTH: ReadonlyMap<string, number> = new Map([
-  ["sha256", 64],
-  ["sha384", 96],
-  ["sha512", 128],
-]);
 const LOWER_HEX_RE = /^[a-f0-9]+$/;
 
 /** The parts of a reference before validation. */

@@ -77,12 +77,17 @@ export function createDispatcher(
   });
 }
 
-const TIMEOUT_CODES = new Set([
+const TIMEOUT_CODES: ReadonlySet<string> = new Set([
   "UND_ERR_CONNECT_TIMEOUT",
   "UND_ERR_HEADERS_TIMEOUT",
   "UND_ERR_BODY_TIMEOUT",
   "ETIMEDOUT",
 ]);
+
+/** Whether an undici/socket error code means a timeout (connect, headers, idle body, or the kernel's). */
+export function isTimeoutCode(code: string | undefined): boolean {
+  return code !== undefined && TIMEOUT_CODES.has(code);
+}
 
 /** Map any error thrown by undici (or a stream) to a {@link RegistryError}. */
 export function toRegistryError(err: unknown, registry: string, what: string): RegistryError {
