@@ -9,9 +9,12 @@
  * - CLIENTS concurrent pulls of one 100 MiB blob: aggregate throughput and per-client p50/p99;
  * - LATENCY_N sequential keep-alive manifest GETs by tag: p50/p99, and the proxy's added p50 (goal ≤ 0.5 ms);
  * and samples the proxy's RSS (VmRSS and its private part RssAnon) during every (b) transfer (goal ≤ 64 MiB).
+ * Then, as the kubelet pulls: KUBELET_ROUNDS CRI pulls of the SIZE image through a real containerd (download,
+ * digest check, unpack into a snapshot), (a) from the cache registry and (b) through kuik's proxy, interleaved, the
+ * image and its content removed between pulls: what a node actually waits for.
  * The proxy runs as it ships: the esbuild bundle, with the image's Node flags and environment.
  *
- *   npx tsx bench/proxy.ts        ROUNDS=5 SIZE=1G CLIENTS=64 LATENCY_N=2000 BENCH_TIMEOUT=900
+ *   npx tsx bench/proxy.ts        ROUNDS=5 SIZE=1G CLIENTS=64 LATENCY_N=2000 KUBELET_ROUNDS=3 BENCH_TIMEOUT=900
  */
 import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
@@ -21,6 +24,9 @@ import { cacheRepositoryOf } from "../proxy/src/names";
 import { buildBundle, node24, spawnProxy, type ProxyProcess } from "../proxy/test/process";
 import {
   buildImage,
+  criPull,
+  ctrImages,
+  ctrRemoveImages,
   freePort,
   killGroup,
   onProcessExit,
@@ -30,8 +36,11 @@ import {
   removeTempDir,
   run,
   startCache,
+  startContainerd,
   startPullThrough,
   stopAll,
+  writeHostsToml,
+  type StartedContainerd,
   type StartedRegistry,
 } from "../test/harness";
 
@@ -39,6 +48,7 @@ const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const SIZE = process.env.SIZE ?? "1G";
 const CLIENTS = Number(process.env.CLIENTS ?? 64);
 const LATENCY_N = Number(process.env.LATENCY_N ?? 2000);
+const KUBELET_ROUNDS = Number(process.env.KUBELET_ROUNDS ?? 3);
 const TIMEOUT_S = Number(process.env.BENCH_TIMEOUT ?? 900);
 const MiB = 2 ** 20;
 
@@ -133,11 +143,39 @@ async function latencies(url: string, accept: string, dir: string): Promise<numb
     .slice(50); // drop the warm-up
 }
 
+/**
+ * KUBELET_ROUNDS interleaved CRI pulls of each image (containerd downloads, verifies and unpacks it), removing it
+ * (with its content) after every pull so that the next one downloads again: seconds per pull, by image.
+ */
+async function kubeletPulls(
+  ctd: StartedContainerd,
+  images: Record<string, string>,
+): Promise<Record<string, number[]>> {
+  const seconds: Record<string, number[]> = Object.fromEntries(Object.keys(images).map(k => [k, []]));
+  const names = Object.keys(images);
+  for (let round = 0; round < KUBELET_ROUNDS; round++) {
+    const line: string[] = [];
+    for (const name of names.map((_, i) => names[(i + round) % names.length] ?? "")) {
+      const image = images[name] ?? "";
+      const started = performance.now();
+      await criPull(ctd.socket, image, { timeoutMs: 300_000 });
+      const s = (performance.now() - started) / 1000;
+      seconds[name]?.push(s);
+      line.push(`${name} ${s.toFixed(2)} s`);
+      // The CRI records the image under its tag, its repo digest and its id: drop them all, so content goes.
+      await ctrRemoveImages(ctd.socket, await ctrImages(ctd.socket));
+    }
+    console.log(`kubelet pull round ${round + 1}: ${line.join("  ")}`);
+  }
+  return seconds;
+}
+
 async function main(): Promise<void> {
   const dir = makeTempDir("bench-proxy");
   const regs: StartedRegistry[] = [];
   let proxy: ProxyProcess | undefined;
   let relay: { port: number; stop: () => void } | undefined;
+  let containerd: StartedContainerd | undefined;
   let bundle = "";
   try {
     const [cache, origin] = await Promise.all([
@@ -266,7 +304,31 @@ async function main(): Promise<void> {
     console.log(
       `added by kuik at p50: ${(median(lat["b-kuik"]) - median(lat["a-direct"])).toFixed(3)} ms (goal ≤ 0.5 ms)`,
     );
+
+    if (KUBELET_ROUNDS > 0) {
+      containerd = await startContainerd({ logLevel: "warn" });
+      writeHostsToml(containerd.hostsDir, cache.host, [], cache.url);
+      writeHostsToml(containerd.hostsDir, proxy.host, [], `http://${proxy.host}`);
+      const kubeletPeaks = { rss: 0, anon: 0 };
+      const pulls = await sampled(proxy, kubeletPeaks, () =>
+        kubeletPulls(containerd as StartedContainerd, {
+          "a-direct": `${cache.host}/${cacheRepositoryOf(origin.host, big.repo)}:1`,
+          "b-kuik": `${proxy?.host}/${origin.host.replace(":", "-")}/${big.repo}:1`,
+        }),
+      );
+      const a = median(pulls["a-direct"] ?? []);
+      const b = median(pulls["b-kuik"] ?? []);
+      console.log(
+        `\n== kubelet-style CRI pull of the ${SIZE} image (download + verify + unpack), median of ${KUBELET_ROUNDS} ==`,
+      );
+      console.log(`a-direct       ${a.toFixed(2)} s`);
+      console.log(`b-kuik         ${b.toFixed(2)} s`);
+      console.log(
+        `ratio b/a (speed, a/b time) ${(a / b).toFixed(3)}; proxy peak RSS ${(kubeletPeaks.rss / MiB).toFixed(1)} MiB (anon ${(kubeletPeaks.anon / MiB).toFixed(1)})`,
+      );
+    }
   } finally {
+    await containerd?.stop();
     relay?.stop();
     await proxy?.stop();
     removeTempDir(dir);
