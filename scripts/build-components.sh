@@ -30,6 +30,8 @@ BIN_DIR="$CACHE_DIR/bin"
 STAMP_DIR="$BIN_DIR/.stamps"
 
 ALL=(etcd kube-apiserver kube-controller-manager kubectl crane registry)
+# S3 server for the registry's S3 storage mode (test/integration/registry-s3.test.ts); pinned by commit.
+ALL+=(minio)
 
 # name -> "module dir (relative to COMP_DIR)|main package|versioned module"
 spec() {
@@ -40,6 +42,7 @@ spec() {
     kubectl)        echo ".|k8s.io/kubernetes/cmd/kubectl|k8s.io/kubernetes" ;;
     crane)          echo "crane|github.com/google/go-containerregistry/cmd/crane|github.com/google/go-containerregistry" ;;
     registry)       echo "registry|github.com/distribution/distribution/v3/cmd/registry|github.com/distribution/distribution/v3" ;;
+    minio)          echo "minio|github.com/minio/minio|github.com/minio/minio" ;;
     *) return 1 ;;
   esac
 }
