@@ -186,12 +186,20 @@ export class RegistryClient {
 
   async #sendAuthenticated(spec: RequestSpec): Promise<RegistryResponse> {
     const scope = scopeOf(spec);
-    let authorization = await this.#auth.authorization(spec.registry, spec.repository, scope);
+    // Token fetches are shared between callers (single-flight), so a caller's signal cannot cancel one: it stops
+    // this caller's wait instead; the fetch itself stays bounded by the dispatcher's timeouts.
+    let authorization = await untilAborted(
+      this.#auth.authorization(spec.registry, spec.repository, scope),
+      spec.signal,
+    );
     let response = await this.#send(spec, authorization);
     if (response.statusCode === 401 && canResend(spec)) {
       const challenge = headerValue(response.headers["www-authenticate"]);
       await response.body.dump();
-      authorization = await this.#auth.onUnauthorized(spec.registry, spec.repository, scope, challenge);
+      authorization = await untilAborted(
+        this.#auth.onUnauthorized(spec.registry, spec.repository, scope, challenge),
+        spec.signal,
+      );
       response = await this.#send(spec, authorization);
     }
     if (spec.expect.includes(response.statusCode)) return response;
@@ -337,6 +345,26 @@ export function headerValue(value: string | string[] | undefined): string | unde
 function retryAfter(headers: Record<string, string | string[] | undefined>): { retryAfterMs?: number } {
   const ms = parseRetryAfter(headers["retry-after"]);
   return ms === undefined ? {} : { retryAfterMs: ms };
+}
+
+/** `work`, or an ABORTED rejection as soon as `signal` aborts (`work` itself goes on: others may await it). */
+export function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  if (signal.aborted) return Promise.reject(new RegistryError("ABORTED", "aborted"));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new RegistryError("ABORTED", "aborted while waiting for a token"));
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(
+      value => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(err);
+      },
+    );
+  });
 }
 
 /** Read a body into memory, failing once it exceeds `maxBytes` (manifests, error bodies, tokens). */

@@ -53,7 +53,7 @@ describe("verifyingStream", () => {
     expect(isRegistryError(error, "DIGEST_MISMATCH")).toBe(true);
   });
 
-  it.each(["sha384", "sha512"])("supports %s", async (algorithm) => {
+  it.each(["sha384", "sha512"])("supports %s", async algorithm => {
     const digest = `${algorithm}:${createHash(algorithm).update(whole).digest("hex")}`;
     expect((await run(chunks, digest)).error).toBeUndefined();
   });
@@ -69,7 +69,9 @@ describe("digestOf / isDigest", () => {
       "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
     );
     expect(digestOf(Buffer.from(""), "sha512:").startsWith("sha512:cf83e1357eefb8bd")).toBe(true);
-    expect(digestOf(Buffer.from(""), `sha384:${"0".repeat(96)}`).startsWith("sha384:38b060a751ac9638")).toBe(true);
+    expect(digestOf(Buffer.from(""), `sha384:${"0".repeat(96)}`).startsWith("sha384:38b060a751ac9638")).toBe(
+      true,
+    );
     expect(digestOf(Buffer.from(""), "md5:").startsWith("sha256:")).toBe(true);
   });
 

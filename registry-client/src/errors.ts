@@ -70,6 +70,7 @@ export class RegistryError extends Error {
   readonly registry: string | undefined;
   readonly detail: unknown;
   readonly retryAfterMs: number | undefined;
+  #retriesSpent = false;
 
   constructor(code: RegistryErrorCode, message: string, options: RegistryErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -79,6 +80,19 @@ export class RegistryError extends Error {
     this.registry = options.registry;
     this.detail = options.detail;
     this.retryAfterMs = options.retryAfterMs;
+  }
+
+  /**
+   * True once a retry loop gave up on this error because its attempts were spent: an enclosing loop must not retry
+   * it again (nested loops would multiply the attempts, e.g. 4 × 4 calls for one failing blob GET).
+   */
+  get retriesSpent(): boolean {
+    return this.#retriesSpent;
+  }
+
+  /** Marks the error as having exhausted a retry loop (see {@link RegistryError.retriesSpent}). */
+  markRetriesSpent(): void {
+    this.#retriesSpent = true;
   }
 
   get [BRAND](): true {
@@ -96,9 +110,12 @@ export function isRegistryError(e: unknown, ...codes: RegistryErrorCode[]): e is
   return e instanceof RegistryError && (codes.length === 0 || codes.includes(e.code));
 }
 
-/** Whether an error is worth retrying: transport failures, 429 and 5xx — never other 4xx. */
+/**
+ * Whether an error is worth retrying: transport failures, 429 and 5xx — never other 4xx, and never an error an inner
+ * retry loop already gave up on ({@link RegistryError.retriesSpent}).
+ */
 export function isRetryable(e: unknown): boolean {
-  if (!(e instanceof RegistryError)) return false;
+  if (!(e instanceof RegistryError) || e.retriesSpent) return false;
   if (e.code === "UPSTREAM_TIMEOUT" || e.code === "UPSTREAM_UNREACHABLE" || e.code === "TOOMANYREQUESTS")
     return true;
   return e.statusCode !== undefined && (e.statusCode === 429 || e.statusCode >= 500);

@@ -61,6 +61,28 @@ describe("withRetries", () => {
     ).rejects.toThrow("down");
     expect(calls).toBe(3);
   });
+  it("never multiplies attempts when retry loops nest (an inner give-up is final)", async () => {
+    let inner = 0;
+    let outer = 0;
+    await expect(
+      withRetries(fast, async () => {
+        outer++;
+        return withRetries(fast, async () => {
+          inner++;
+          throw new RegistryError("UPSTREAM_UNREACHABLE", "down");
+        });
+      }),
+    ).rejects.toSatisfy((e: RegistryError) => e.retriesSpent);
+    expect([outer, inner]).toEqual([1, 3]);
+  });
+  it("lets an enclosing loop retry what an inner loop did not give up on (a failure mid-body)", async () => {
+    let outer = 0;
+    const value = await withRetries(fast, async () => {
+      if (++outer < 3) throw new RegistryError("UPSTREAM_UNREACHABLE", "reset mid-blob");
+      return "ok";
+    });
+    expect([value, outer]).toEqual(["ok", 3]);
+  });
   it("does not retry a 4xx", async () => {
     let calls = 0;
     await expect(

@@ -148,7 +148,11 @@ export async function withRetries<T>(
     try {
       return await attempt(n);
     } catch (err) {
-      if (n >= policy.attempts || !isRetryable(err) || hooks.signal?.aborted) throw err;
+      if (!isRetryable(err) || hooks.signal?.aborted) throw err;
+      if (n >= policy.attempts) {
+        (err as RegistryError).markRetriesSpent();
+        throw err;
+      }
       const delay = backoffDelay(n, policy, err);
       hooks.onRetry?.(err as RegistryError, n, delay);
       await sleep(delay, hooks.signal);

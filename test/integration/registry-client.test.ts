@@ -3,6 +3,9 @@
  * (checked with skopeo), faults (tampered blob, connection reset mid-blob, 429), uploads, mounts and deletes.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -353,6 +356,65 @@ describe("faults", () => {
     await client.close();
     expect(isRegistryError(error, "UPSTREAM_UNREACHABLE", "DIGEST_MISMATCH")).toBe(true);
     expect(isRegistryError(manifest, "MANIFEST_UNKNOWN")).toBe(true);
+  });
+
+  it("gives up on a blob that always answers 503 after the request's attempts, not attempts × copy attempts", async () => {
+    const proxy = await faultyOrigin();
+    await buildAndPush({ size: "1M", layers: 1, seed: "rc-503-always" }, basic, {
+      repo: "team/unavailable",
+      tag: "v1",
+    });
+    proxy.setRules([{ match: match.blobGet, action: { type: "respond", status: 503 } }]);
+    const client = clientFor({ creds: { [proxy.host]: basicCreds() } }); // 3 attempts per request
+    const error = await copyImage(
+      client,
+      `${proxy.host}/team/unavailable:v1`,
+      `${cache.host}/team/unavailable:v1`,
+      { retry: { attempts: 4, baseDelayMs: 10, maxDelayMs: 20 } },
+    ).catch((e: unknown) => e);
+    await client.close();
+    expect(isRegistryError(error)).toBe(true);
+    expect((error as { statusCode?: number }).statusCode).toBe(503);
+    // Config + layer, 3 attempts each (the request's budget): it was 2 × 12 when copyImage retried around calls that
+    // retry themselves.
+    expect(proxy.fired[0]).toBe(6);
+  });
+
+  it("stops waiting for a token when the caller aborts, whoever else awaits it", async () => {
+    // The registry challenges for a bearer token whose realm accepts connections and never answers.
+    const silent = createServer(() => {}).listen(0, "127.0.0.1");
+    await once(silent, "listening");
+    const realm = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/token`;
+    const proxy = await faultyOrigin();
+    proxy.setRules([
+      {
+        match: match.manifestGet,
+        action: {
+          type: "respond",
+          status: 401,
+          headers: { "www-authenticate": `Bearer realm="${realm}",service="kuik-test"` },
+        },
+      },
+    ]);
+    const client = new RegistryClient({
+      defaultCa: [readFileSync(basic.caFile ?? "", "utf8")],
+      credentials: () => basicCreds(),
+      retry: { attempts: 1 },
+      timeouts: { headersMs: 4_000 }, // what bounds the shared token fetch itself
+    });
+    const controller = new AbortController();
+    const started = performance.now();
+    const pending = getManifest(client, parseImageReference(`${proxy.host}/team/app:v1`), {
+      signal: controller.signal,
+    }).catch((e: unknown) => e);
+    setTimeout(() => controller.abort(), 300);
+    const error = await pending;
+    const elapsed = performance.now() - started;
+    await client.close().catch(() => undefined);
+    silent.closeAllConnections();
+    silent.close();
+    expect(isRegistryError(error, "ABORTED")).toBe(true);
+    expect(elapsed).toBeLessThan(2_000); // without the abort, the wait ends with the 4 s headers timeout
   });
 
   it("honours Retry-After on 429 and then succeeds", async () => {
