@@ -2,6 +2,7 @@ import { Log, PeprModule } from "pepr";
 // cfg loads the pepr section of package.json (uuid, onError, rbac, env…)
 import cfg from "./package.json";
 import { createKuik, type Kuik } from "./capabilities";
+import { installFastClone } from "./capabilities/shared/pepr-runtime";
 
 /**
  * kuik's Pepr module. Configuration errors stop the process at once, all listed. In a cluster Pepr's controller
@@ -10,6 +11,9 @@ import { createKuik, type Kuik } from "./capabilities";
 let kuik: Kuik;
 try {
   kuik = createKuik(process.env, cfg.version);
+  // Before PeprModule: Pepr's per-request ramda.clone → structuredClone for JSON data (issue #5).
+  const fastClone = installFastClone({ env: process.env });
+  Log[fastClone.installed ? "info" : "warn"]({ fastClone }, "Pepr request cloning");
 } catch (err) {
   Log.fatal({ err }, "kuik cannot start");
   process.exit(1);

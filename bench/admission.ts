@@ -7,10 +7,12 @@
  * Three servers, in the same run, interleaved (the order rotates every round), each pinned to CPU 1 while the
  * load generator is pinned to CPU 0 (PIN=0 to disable):
  *   floor   plain Node 24 HTTPS: parse the JSON, answer a fixed "allowed" review (the ceiling of any webhook);
- *   stock   the module on Pepr 1.1.4 as installed;
- *   patched the same bundle on a copy of Pepr with its per-request `ramda.clone`s replaced by `structuredClone`
- *           (bench/pepr-clone-patch.ts; node_modules untouched).
- * Before timing, stock and patched must answer the same review with the same JSON patch (images rewritten).
+ *   shipped the module as built, on Pepr 1.1.4 as installed: at start-up it replaces `clone` on Pepr's ramda by
+ *           `structuredClone` for JSON data (capabilities/shared/pepr-runtime.ts), as in production;
+ *   ramda   the same bundle with KUIK_PEPR_FAST_CLONE=false: Pepr's own per-request `ramda.clone`s (the baseline,
+ *           i.e. the module before issue #5).
+ * Before timing, shipped and ramda must answer the same review with the same JSON patch (images rewritten), and
+ * each must log the clone mode it was asked for.
  *
  * The module needs an API server (Pepr reads its store before serving): a real local control plane is started
  * (test/harness/control-plane.ts, no controller manager) and the module installed as the harness does
@@ -18,7 +20,7 @@
  * bench's own admission processes with the same environment.
  *
  *   npx tsx bench/admission.ts     RATE=200 DURATION=20 WARMUP=5 RUNS=3 CONNECTIONS=16 LOG_LEVEL=info PIN=1
- *                                  BENCH_TIMEOUT=900 SERVERS=floor,stock,patched CPU_PROF=0
+ *                                  BENCH_TIMEOUT=900 SERVERS=floor,shipped,ramda CPU_PROF=0
  *
  * CPU_PROF=1 runs the two Pepr servers with `--cpu-prof` (kept under .kuik/bench/) and prints where their CPU went.
  *
@@ -45,7 +47,8 @@ import {
   tiedToParent,
 } from "../test/harness";
 import { summarizeProfile } from "./convergence";
-import { PATCH_MARKER, patchedPepr } from "./pepr-clone-patch";
+import { FAST_CLONE_ENV } from "../capabilities/shared/pepr-runtime";
+import { reviewTemplate } from "./admission-review";
 
 const RATE = Number(process.env.RATE ?? 200);
 const DURATION_S = Number(process.env.DURATION ?? 20);
@@ -55,198 +58,13 @@ const CONNECTIONS = Number(process.env.CONNECTIONS ?? 16);
 const LOG_LEVEL = process.env.LOG_LEVEL ?? "info"; // what the generated Deployment sets
 const PIN = process.env.PIN !== "0";
 const TIMEOUT_S = Number(process.env.BENCH_TIMEOUT ?? 900);
-const SERVERS = (process.env.SERVERS ?? "floor,stock,patched").split(",").map(s => s.trim()) as ServerName[];
+const SERVERS = (process.env.SERVERS ?? "floor,shipped,ramda").split(",").map(s => s.trim()) as ServerName[];
 const CPU_PROF = process.env.CPU_PROF === "1";
 const GOAL_P99_MS = 5;
 const NODE = join(REPO_ROOT, "node_modules", ".bin", "node");
 const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"]).stdout?.toString().trim() || 100);
 
-type ServerName = "floor" | "stock" | "patched";
-
-// ---------------------------------------------------------------------------------------------------------------
-// the request
-
-/**
- * A Pod as a ReplicaSet creates it, after the API server's defaulting and with its managedFields, as the webhook
- * receives it: 3 containers and 1 init container with env vars, probes, resources and the service-account volume.
- */
-export function realisticPod(namespace: string): Record<string, unknown> {
-  const images = [
-    "registry.example.com/team/web:1.4.2",
-    "ghcr.io/example/sidecar:v2.3.0",
-    "quay.io/prometheus/node-exporter:v1.8.0",
-  ];
-  const mounts = [
-    {
-      name: "kube-api-access-x7k2p",
-      mountPath: "/var/run/secrets/kubernetes.io/serviceaccount",
-      readOnly: true,
-    },
-  ];
-  const container = (name: string, image: string, port: number): Record<string, unknown> => ({
-    name,
-    image,
-    imagePullPolicy: "IfNotPresent",
-    ports: [{ name: "http", containerPort: port, protocol: "TCP" }],
-    env: [
-      ...Array.from({ length: 3 }, (_, k) => ({ name: `APP_SETTING_${k}`, value: `value-${name}-${k}` })),
-      { name: "POD_NAME", valueFrom: { fieldRef: { apiVersion: "v1", fieldPath: "metadata.name" } } },
-    ],
-    resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "256Mi" } },
-    readinessProbe: {
-      httpGet: { path: "/healthz", port, scheme: "HTTP" },
-      periodSeconds: 10,
-      timeoutSeconds: 1,
-      successThreshold: 1,
-      failureThreshold: 3,
-    },
-    volumeMounts: mounts,
-    terminationMessagePath: "/dev/termination-log",
-    terminationMessagePolicy: "File",
-  });
-  const fieldsOf = (name: string): Record<string, unknown> => ({
-    [`k:{"name":"${name}"}`]: {
-      ".": {},
-      "f:env": { ".": {}, 'k:{"name":"APP_SETTING_0"}': { ".": {}, "f:name": {}, "f:value": {} } },
-      "f:image": {},
-      "f:imagePullPolicy": {},
-      "f:name": {},
-      "f:ports": { ".": {} },
-      "f:resources": { ".": {}, "f:limits": { ".": {}, "f:memory": {} }, "f:requests": { ".": {} } },
-      "f:terminationMessagePath": {},
-      "f:terminationMessagePolicy": {},
-    },
-  });
-  return {
-    apiVersion: "v1",
-    kind: "Pod",
-    metadata: {
-      generateName: "web-7c9d8f6b5-",
-      namespace,
-      labels: { app: "web", "pod-template-hash": "7c9d8f6b5", "app.kubernetes.io/part-of": "shop" },
-      annotations: { "kubectl.kubernetes.io/restartedAt": "2026-11-20T10:00:00Z" },
-      ownerReferences: [
-        {
-          apiVersion: "apps/v1",
-          kind: "ReplicaSet",
-          name: "web-7c9d8f6b5",
-          uid: "5b0c3f4e-7e51-4c5a-9a4e-0b8a3e1f6d21",
-          controller: true,
-          blockOwnerDeletion: true,
-        },
-      ],
-      managedFields: [
-        {
-          manager: "kube-controller-manager",
-          operation: "Update",
-          apiVersion: "v1",
-          time: "2026-11-24T12:00:00Z",
-          fieldsType: "FieldsV1",
-          fieldsV1: {
-            "f:metadata": {
-              "f:generateName": {},
-              "f:labels": { ".": {}, "f:app": {}, "f:pod-template-hash": {} },
-              "f:ownerReferences": { ".": {}, 'k:{"uid":"5b0c3f4e-7e51-4c5a-9a4e-0b8a3e1f6d21"}': {} },
-            },
-            "f:spec": {
-              "f:containers": { ...fieldsOf("web"), ...fieldsOf("sidecar"), ...fieldsOf("exporter") },
-              "f:initContainers": fieldsOf("init"),
-              "f:dnsPolicy": {},
-              "f:enableServiceLinks": {},
-              "f:restartPolicy": {},
-              "f:schedulerName": {},
-              "f:securityContext": {},
-              "f:terminationGracePeriodSeconds": {},
-            },
-          },
-        },
-      ],
-    },
-    spec: {
-      initContainers: [container("init", "busybox:1.36", 9000)],
-      containers: [
-        container("web", images[0] as string, 8080),
-        container("sidecar", images[1] as string, 8081),
-        container("exporter", images[2] as string, 9100),
-      ],
-      volumes: [
-        {
-          name: "kube-api-access-x7k2p",
-          projected: {
-            defaultMode: 420,
-            sources: [
-              { serviceAccountToken: { expirationSeconds: 3607, path: "token" } },
-              { configMap: { name: "kube-root-ca.crt", items: [{ key: "ca.crt", path: "ca.crt" }] } },
-              {
-                downwardAPI: {
-                  items: [
-                    { path: "namespace", fieldRef: { apiVersion: "v1", fieldPath: "metadata.namespace" } },
-                  ],
-                },
-              },
-            ],
-          },
-        },
-      ],
-      restartPolicy: "Always",
-      terminationGracePeriodSeconds: 30,
-      dnsPolicy: "ClusterFirst",
-      serviceAccountName: "default",
-      serviceAccount: "default",
-      securityContext: {},
-      schedulerName: "default-scheduler",
-      tolerations: [
-        {
-          key: "node.kubernetes.io/not-ready",
-          operator: "Exists",
-          effect: "NoExecute",
-          tolerationSeconds: 300,
-        },
-        {
-          key: "node.kubernetes.io/unreachable",
-          operator: "Exists",
-          effect: "NoExecute",
-          tolerationSeconds: 300,
-        },
-      ],
-      priority: 0,
-      enableServiceLinks: true,
-      preemptionPolicy: "PreemptLowerPriority",
-    },
-    status: { phase: "Pending", qosClass: "Burstable" },
-  };
-}
-
-/** The AdmissionReview text, split around the request uid (each request gets its own uid). */
-export function reviewTemplate(namespace = "shop"): { before: string; after: string; bytes: number } {
-  const UID = "@@UID@@";
-  const review = {
-    apiVersion: "admission.k8s.io/v1",
-    kind: "AdmissionReview",
-    request: {
-      uid: UID,
-      kind: { group: "", version: "v1", kind: "Pod" },
-      resource: { group: "", version: "v1", resource: "pods" },
-      requestKind: { group: "", version: "v1", kind: "Pod" },
-      requestResource: { group: "", version: "v1", resource: "pods" },
-      name: "",
-      namespace,
-      operation: "CREATE",
-      userInfo: {
-        username: "system:serviceaccount:kube-system:replicaset-controller",
-        uid: "0e8d1c4a-1f7e-4f8e-9c55-3f2d2f6b7a10",
-        groups: ["system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"],
-      },
-      object: realisticPod(namespace),
-      oldObject: null,
-      dryRun: false,
-      options: { kind: "CreateOptions", apiVersion: "meta.k8s.io/v1" },
-    },
-  };
-  const text = JSON.stringify(review);
-  const [before, after] = text.split(UID) as [string, string];
-  return { before, after, bytes: Buffer.byteLength(text) - UID.length + 36 };
-}
+type ServerName = "floor" | "shipped" | "ramda";
 
 // ---------------------------------------------------------------------------------------------------------------
 // processes
@@ -487,6 +305,15 @@ async function waitHealthy(s: Server, ca: Buffer, timeoutMs: number): Promise<vo
   }
 }
 
+/** What the module logged at start-up about Pepr's cloning (capabilities/shared/pepr-runtime.ts), if it did. */
+function cloneMode(logFile: string): { installed?: boolean; reason?: string } | undefined {
+  for (const line of readFileSync(logFile, "utf8").split("\n")) {
+    if (!line.includes("Pepr request cloning")) continue;
+    return (JSON.parse(line) as { fastClone?: { installed?: boolean; reason?: string } }).fastClone;
+  }
+  return undefined;
+}
+
 /** One review through a server; the decoded JSON patch (empty for the floor). */
 async function probe(s: Server, ca: Buffer, template: { before: string; after: string }): Promise<string> {
   const pool = new Pool(`https://${LOOPBACK}:${s.port}`, { connect: { ca } });
@@ -562,8 +389,6 @@ async function main(): Promise<void> {
     for (const k of ["KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "PEPR_MODE", "NODE_OPTIONS"]) {
       delete baseEnv[k];
     }
-    const patch = SERVERS.includes("patched") ? patchedPepr(["clone"]) : undefined;
-    if (patch) console.log(`patched ${patch.versions.join(", ")}: ${patch.report.join("; ")}`);
     const mutatePath = `/mutate/${apiPath}`;
     for (const name of SERVERS) {
       const port = await freePort();
@@ -575,14 +400,14 @@ async function main(): Promise<void> {
           launch(name, [script, String(port), pki.serverKey, pki.serverCert], baseEnv, logFile, port, "/"),
         );
       } else {
-        const e = { ...baseEnv, KUIK_PEPR_PORT: String(port), ...(name === "patched" ? patch?.env : {}) };
+        const e = { ...baseEnv, KUIK_PEPR_PORT: String(port), [FAST_CLONE_ENV]: String(name === "shipped") };
         const prof = CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${join(profDir, name)}`] : [];
         servers.push(launch(name, [...prof, bundle], e, logFile, port, mutatePath));
       }
     }
     await Promise.all(servers.map(s => waitHealthy(s, ca, 60_000)));
 
-    // Correctness first: the patched Pepr must answer exactly as the stock one.
+    // Correctness first: both module variants must answer exactly the same, each in the clone mode asked for.
     const patches = new Map<ServerName, string>();
     for (const s of servers) patches.set(s.name, await probe(s, ca, template));
     for (const s of servers) {
@@ -590,19 +415,20 @@ async function main(): Promise<void> {
       const p = patches.get(s.name) ?? "";
       if (!p.includes("localhost:7439/"))
         throw new Error(`${s.name}: images not rewritten: ${p.slice(0, 300)}`);
+      const mode = cloneMode(s.logFile);
+      if (mode?.installed !== (s.name === "shipped")) {
+        throw new Error(`${s.name}: unexpected clone mode ${JSON.stringify(mode)}`);
+      }
+      console.log(`${s.name}: ${JSON.stringify(mode)}`);
     }
-    if (patches.has("stock") && patches.has("patched") && patches.get("stock") !== patches.get("patched")) {
+    if (patches.has("shipped") && patches.has("ramda") && patches.get("shipped") !== patches.get("ramda")) {
       throw new Error(
-        `stock and patched Pepr answer differently:\n${patches.get("stock")}\n${patches.get("patched")}`,
+        `shipped and ramda answer differently:\n${patches.get("shipped")}\n${patches.get("ramda")}`,
       );
     }
-    const patched = servers.find(s => s.name === "patched");
-    if (patched && !readFileSync(patched.logFile, "utf8").includes(PATCH_MARKER)) {
-      throw new Error("the patched server does not run the patched Pepr");
-    }
-    const stockPatch = patches.get("stock");
-    if (stockPatch)
-      console.log(`stock and patched answer the same JSON patch (${JSON.parse(stockPatch).length} ops)`);
+    const shippedPatch = patches.get("shipped");
+    if (shippedPatch && patches.has("ramda"))
+      console.log(`shipped and ramda answer the same JSON patch (${JSON.parse(shippedPatch).length} ops)`);
 
     const results: RunResult[] = [];
     const pools = new Map(
@@ -678,16 +504,16 @@ async function main(): Promise<void> {
           `${row.errors ? `   ${row.errors} errors` : ""}`,
       );
     }
-    const stock = med.get("stock");
-    const fixed = med.get("patched");
+    const baseline = med.get("ramda");
+    const shipped = med.get("shipped");
     const floor = med.get("floor");
-    if (stock && fixed) {
+    if (baseline && shipped) {
       console.log(
-        `stock/patched: p99 ×${(stock.p99 / fixed.p99).toFixed(1)}, CPU/req ×${(stock.cpuMsPerReq / fixed.cpuMsPerReq).toFixed(1)}`,
+        `ramda/shipped: p99 ×${(baseline.p99 / shipped.p99).toFixed(1)}, CPU/req ×${(baseline.cpuMsPerReq / shipped.cpuMsPerReq).toFixed(1)}`,
       );
     }
-    if (floor && stock) console.log(`stock − floor p99: ${(stock.p99 - floor.p99).toFixed(2)} ms`);
-    for (const row of [stock, fixed]) {
+    if (floor && shipped) console.log(`shipped − floor p99: ${(shipped.p99 - floor.p99).toFixed(2)} ms`);
+    for (const row of [shipped, baseline]) {
       if (!row) continue;
       const pass = row.p99 <= GOAL_P99_MS && row.errors === 0;
       console.log(
