@@ -11,6 +11,34 @@ describe("ObservedMap", () => {
     expect(m.map.get("a")).toBe("v5");
   });
 
+  it.each([
+    ["a late MODIFIED older than the deletion", 6, undefined],
+    ["a MODIFIED at the deletion's own version", 7, undefined],
+    ["a re-creation, newer than the deletion", 9, "v9"],
+    ["an event without a version (0: no ordering known)", 0, "v0"],
+  ])("after a deletion at 7: %s", (_name, rv, expected) => {
+    const m = new ObservedMap<string>();
+    m.set("a", "v5", 5);
+    m.delete("a", 7);
+    m.set("a", `v${rv}`, rv);
+    expect(m.map.get("a")).toBe(expected);
+  });
+
+  it("a tombstone outlives the next resync, and goes at the one after", () => {
+    const m = new ObservedMap<string>();
+    m.set("a", "a5", 5);
+    m.delete("a", 7);
+    m.beginResync();
+    m.finishResync([{ key: "a", value: "a5", rv: 5 }]); // a stale list (served from a watch cache) still has a
+    expect(entries(m)).toEqual([]);
+    m.set("a", "a6", 6); // a late event from before the deletion
+    expect(entries(m)).toEqual([]);
+    m.beginResync();
+    m.finishResync([]);
+    m.set("a", "a6", 6); // a whole resync period later: no longer remembered (and no longer plausible)
+    expect(entries(m)).toEqual([["a", "a6"]]);
+  });
+
   it("a resync list replaces the content but never undoes newer events received while it was in flight", () => {
     const m = new ObservedMap<string>();
     m.set("gone-before", "x", 1);

@@ -6,7 +6,10 @@
  *
  * Every change carries the object's `resourceVersion`; while a resync is in flight the changes are remembered, and
  * when the list arrives the newer of the listed object and the remembered change wins (a deletion wins over a
- * listed object no newer than it). Stale events (older than what is held) are ignored.
+ * listed object no newer than it). Stale events (older than what is held) are ignored — including after a deletion:
+ * the deleted object's version is kept as a tombstone, so a late MODIFIED of it cannot bring it back. A tombstone
+ * lives through one full resync period after the resync that followed its deletion, then goes (late events come
+ * seconds late, not minutes; the map stays bounded by two periods of deletions).
  */
 
 /** `metadata.resourceVersion` as a number (etcd revisions are numeric; anything else counts as 0). */
@@ -19,6 +22,9 @@ export function resourceVersionOf(obj: { readonly metadata?: object }): number {
 export class ObservedMap<T> {
   readonly #values = new Map<string, T>();
   readonly #versions = new Map<string, number>();
+  /** Versions of deleted objects (events at or below them are stale), with the resync count when buried. */
+  readonly #tombstones = new Map<string, { rv: number; resyncs: number }>();
+  #resyncs = 0;
   #window: Map<string, { rv: number; deleted: boolean }> | undefined;
 
   /** The objects, by key. */
@@ -30,6 +36,11 @@ export class ObservedMap<T> {
   set(key: string, value: T, rv: number): void {
     const held = this.#versions.get(key);
     if (held !== undefined && rv !== 0 && rv < held) return;
+    const buried = this.#tombstones.get(key);
+    if (buried !== undefined) {
+      if (rv !== 0 && rv <= buried.rv) return;
+      this.#tombstones.delete(key);
+    }
     this.#values.set(key, value);
     this.#versions.set(key, rv);
     this.#window?.set(key, { rv, deleted: false });
@@ -44,6 +55,7 @@ export class ObservedMap<T> {
   delete(key: string, rv: number): void {
     this.#values.delete(key);
     this.#versions.delete(key);
+    if (rv !== 0) this.#bury(key, rv);
     this.#window?.set(key, { rv, deleted: true });
   }
 
@@ -62,11 +74,17 @@ export class ObservedMap<T> {
     }
     this.#values.clear();
     this.#versions.clear();
+    this.#resyncs++;
+    for (const [key, { resyncs }] of this.#tombstones)
+      if (resyncs < this.#resyncs - 1) this.#tombstones.delete(key);
     for (const { key, value, rv } of items) {
       const change = changed.get(key);
       if (change !== undefined && change.rv >= rv) continue; // the event is as new or newer
+      const buried = this.#tombstones.get(key);
+      if (buried !== undefined && rv !== 0 && rv <= buried.rv) continue; // a list older than the deletion
       this.#values.set(key, value);
       this.#versions.set(key, rv);
+      this.#tombstones.delete(key);
     }
     for (const [key, { value, rv }] of kept) {
       if (!this.#values.has(key)) {
@@ -75,6 +93,11 @@ export class ObservedMap<T> {
       }
     }
     this.#window = undefined;
+  }
+
+  #bury(key: string, rv: number): void {
+    const buried = this.#tombstones.get(key);
+    this.#tombstones.set(key, { rv: Math.max(rv, buried?.rv ?? 0), resyncs: this.#resyncs });
   }
 
   /** Call when the LIST failed. */
