@@ -4,11 +4,13 @@
  * 1. package.json `pepr.rbac` is generated from the declaration;
  * 2. the ClusterRole Pepr generates in scoped mode (its own `clusterRole()`, fed with our real bindings, as
  *    `pepr build` does) grants every declared call and nothing more;
- * 3. every call the real KubePort makes, run against a recording stand-in of `K8s`, is declared, and every
- *    declared call is made by the KubePort, a watch binding or Pepr's runtime.
+ * 3. every call the real KubePort makes, recorded at its transport boundary (method + path, resolved to an RBAC verb
+ *    and resource the way the API server does), is declared, and every declared call is made by the KubePort, a
+ *    watch binding or Pepr's runtime.
  */
 import { readFileSync } from "node:fs";
 import { describe, expect, it, vi } from "vitest";
+import type { KubeRequest, KubeTransport } from "./cached-images/kube-http";
 
 // Pepr registers bindings at import time, by mode: build mode registers admission and watch bindings alike.
 vi.hoisted(() => {
@@ -16,10 +18,10 @@ vi.hoisted(() => {
   process.env.LOG_LEVEL ??= "warn";
 });
 
-const { modelToGroupVersionKind } = await import("kubernetes-fluent-client");
 const { createCachedImages } = await import("./cached-images/capability");
 const { IGNORE_WATCH_EVENTS } = await import("./cached-images/controller");
 const { KubeClient } = await import("./cached-images/kube-client");
+const { PATCH_TYPES } = await import("./cached-images/kube-http");
 const { createImageRewriter } = await import("./image-rewriter/capability");
 const { compilePolicy } = await import("./image-rewriter/policy");
 const { loadConfig } = await import("./shared/config");
@@ -68,39 +70,56 @@ function flatten(rules: Rule[]): Map<string, Set<string>> {
 
 const declared = [...PEPR_RUNTIME_CALLS, ...KUIK_API_CALLS];
 
-/** A recording stand-in of KFC's `K8s`: every call is recorded as `group/resource[@name] verb`. */
-function recordingK8s(calls: string[]) {
-  return (model: { name: string }, filters: { name?: string } = {}) => {
-    const gvk = modelToGroupVersionKind(model.name);
-    const plural = gvk.plural ?? `${gvk.kind.toLowerCase()}s`;
-    const resource = `${gvk.group}/${plural}`;
-    const record = (verb: string, sub = "", name?: string): void => {
-      calls.push(`${resource}${sub}${name ? `@${name}` : ""} ${verb}`);
-    };
-    const chain = {
-      InNamespace: () => chain,
-      WithLabel: () => chain,
-      Get: async (name?: string) => {
-        record(name === undefined ? "list" : "get");
-        return name === undefined ? { items: [] } : {};
-      },
-      Apply: async (obj: { metadata: { name: string } }) => {
-        record("patch", "", obj.metadata.name);
-        record("create"); // an apply that creates the object is authorised as a create
-        return obj;
-      },
-      Create: async (obj: unknown) => (record("create"), obj),
-      Patch: async () => (record("patch", "", filters.name), {}),
-      PatchStatus: async (obj: unknown) => (record("patch", "/status"), obj),
-      Delete: async () => record("delete"),
-    };
-    return chain;
+/**
+ * The RBAC attributes of an API request, as the API server's request-info resolver derives them:
+ * `group/resource[/subresource][@name] verb`. A server-side apply is authorised as `patch`, and as `create` too
+ * when it creates the object, so it records both.
+ */
+function requestAttributes(req: KubeRequest): string[] {
+  const segments = req.path.split("/").filter(Boolean);
+  const core = segments[0] === "api";
+  const group = core ? "" : (segments[1] ?? "");
+  const rest = segments.slice(core ? 2 : 3);
+  if (rest[0] === "namespaces" && rest.length > 2) rest.splice(0, 2);
+  const [plural, name, subresource] = rest;
+  const resource = `${group}/${plural}${subresource ? `/${subresource}` : ""}`;
+  const named = (verb: string): string => `${resource}${name ? `@${name}` : ""} ${verb}`;
+  switch (req.method) {
+    case "GET":
+      return [named(name ? "get" : req.query?.watch === "true" ? "watch" : "list")];
+    case "POST":
+      return [`${resource} create`];
+    case "PATCH":
+      return req.contentType === PATCH_TYPES.apply
+        ? [named("patch"), `${resource} create`]
+        : [named("patch")];
+    case "DELETE":
+      return [named(name ? "delete" : "deletecollection")];
+  }
+}
+
+/** A recording stand-in of the transport: every request is recorded as {@link requestAttributes}. */
+function recordingTransport(calls: string[]): KubeTransport {
+  return {
+    request<T>(req: KubeRequest): Promise<T> {
+      const attributes = requestAttributes(req);
+      calls.push(...attributes);
+      const isList = attributes[0]?.endsWith(" list") === true;
+      return Promise.resolve((isList ? { items: [], metadata: {} } : {}) as T);
+    },
   };
 }
 
-/** Runs every KubePort method once. */
-async function exerciseKubeClient(calls: string[]): Promise<void> {
-  const kube = new KubeClient(recordingK8s(calls) as never);
+/** Runs every KubePort method once; resolves the names of the methods called. */
+async function exerciseKubeClient(calls: string[]): Promise<Set<string>> {
+  const called = new Set<string>();
+  const kube = new Proxy(new KubeClient(recordingTransport(calls)), {
+    get(target, property) {
+      if (typeof property === "string") called.add(property);
+      const value = Reflect.get(target, property) as unknown;
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
   const ref = { namespace: "ns", name: "n" };
   await kube.listManagedPods();
   await kube.listServiceAccounts();
@@ -111,7 +130,7 @@ async function exerciseKubeClient(calls: string[]): Promise<void> {
     namespace: "kuik-system",
     dockerConfigJson: "{}",
   });
-  await kube.createEvent({} as never);
+  await kube.createEvent({ metadata: { name: "e", namespace: "ns" } } as never);
   await kube.listCachedImages();
   await kube.getCachedImage("ci");
   await kube.applyCachedImage("ci", "nginx", {});
@@ -122,6 +141,7 @@ async function exerciseKubeClient(calls: string[]): Promise<void> {
   await kube.getRepository("r");
   await kube.applyRepository("r", "docker.io/r", []);
   await kube.patchRepositoryStatus("r", {});
+  return called;
 }
 
 /** Whether `call` (`group/resource[@name] verb`) is allowed by the flattened `granted` rules. */
@@ -144,9 +164,40 @@ describe("RBAC", () => {
     expect(generated.get("/secrets@kuik-proxy-credentials")).toEqual(new Set(["patch"]));
   });
 
+  it.each([
+    [{ method: "GET", path: "/api/v1/pods", query: { labelSelector: "a" } }, ["/pods list"]],
+    [{ method: "GET", path: "/api/v1/namespaces/ns/secrets/s" }, ["/secrets@s get"]],
+    [{ method: "POST", path: "/api/v1/namespaces/ns/events" }, ["/events create"]],
+    [
+      { method: "PATCH", path: "/api/v1/namespaces/ns/secrets/s", contentType: PATCH_TYPES.apply },
+      ["/secrets@s patch", "/secrets create"],
+    ],
+    [
+      {
+        method: "PATCH",
+        path: "/apis/kuik.enix.io/v1alpha1/cachedimages/c/status",
+        contentType: PATCH_TYPES.merge,
+      },
+      ["kuik.enix.io/cachedimages/status@c patch"],
+    ],
+    [
+      { method: "DELETE", path: "/apis/kuik.enix.io/v1alpha1/cachedimages/c" },
+      ["kuik.enix.io/cachedimages@c delete"],
+    ],
+    [
+      { method: "GET", path: "/apis/kuik.enix.io/v1alpha1/repositories", query: { watch: "true" } },
+      ["kuik.enix.io/repositories watch"],
+    ],
+  ] as [KubeRequest, string[]][])("the request resolver reads %j as the API server does", (req, expected) => {
+    expect(requestAttributes(req)).toEqual(expected);
+  });
+
   it("every call of the KubePort is granted, and every grant is used by the code or by Pepr", async () => {
     const calls: string[] = [];
-    await exerciseKubeClient(calls);
+    const called = await exerciseKubeClient(calls);
+    // Every KubePort method is exercised (a new method must be added above).
+    const methods = Object.getOwnPropertyNames(KubeClient.prototype).filter(m => m !== "constructor");
+    expect(methods.filter(m => !called.has(m))).toEqual([]);
     const granted = flatten(policyRules());
     expect(calls.filter(call => !allowed(granted, call))).toEqual([]);
     // Watch bindings list and watch their kind.

@@ -1,12 +1,16 @@
 /**
- * Production wiring of the watcher: {@link KubeClient} over Pepr's `K8s`, {@link RegistryAdapter} over
- * registry-client, the system clock, a {@link TimerScheduler}, and the metrics server. Only built in watcher mode.
+ * Production wiring of the watcher: {@link KubeClient} over one {@link KubeHttp} (a single undici Agent for every
+ * API call of the process, configured once from the kubeconfig or the in-cluster service account),
+ * {@link RegistryAdapter} over registry-client, the system clock, a {@link TimerScheduler}, and the metrics server.
+ * Only built in watcher mode.
  */
 import type { Server } from "node:http";
 import type { Logger } from "pino";
 import type { KuikSettings } from "../shared/watcher-config";
 import { CachedImagesController } from "./controller";
-import { KubeClient, type K8sFunction } from "./kube-client";
+import { KubeClient } from "./kube-client";
+import { loadKubeConnection } from "./kube-config";
+import { KubeHttp, type KubeTransport } from "./kube-http";
 import { KuikMetrics, serveMetrics, type BuildInfo } from "./metrics";
 import { RegistryAdapter } from "./registry-adapter";
 import { TimerScheduler } from "./scheduler";
@@ -20,21 +24,27 @@ export interface WatcherRuntime {
   stop(): Promise<void>;
 }
 
-/** Builds the watcher from validated settings; nothing runs until {@link WatcherRuntime.start}. */
+/**
+ * Builds the watcher from validated settings; nothing runs until {@link WatcherRuntime.start}. `kube` replaces the
+ * API transport (tests); by default one {@link KubeHttp} is built here, closed by {@link WatcherRuntime.stop}.
+ *
+ * @throws KubeConfigError when the Kubernetes configuration cannot be loaded.
+ */
 export function createWatcherRuntime(
   settings: KuikSettings,
   log: Logger,
   build: BuildInfo,
-  k8s?: K8sFunction,
+  kube?: KubeTransport,
 ): WatcherRuntime {
   const { config, watcher } = settings;
+  const transport = kube ?? new KubeHttp(loadKubeConnection(), { userAgent: `kuik/${build.version}` });
   const scheduler = new TimerScheduler();
   const registry = new RegistryAdapter(config, event => {
     if (event.type !== "response") log.debug({ registryEvent: event }, "registry event");
   });
   const metrics = new KuikMetrics(build);
   const controller = new CachedImagesController({
-    kube: new KubeClient(k8s),
+    kube: new KubeClient(transport),
     registry,
     clock: { now: () => new Date() },
     scheduler,
@@ -64,6 +74,7 @@ export function createWatcherRuntime(
       scheduler.stop();
       server?.close();
       await registry.close();
+      if (kube === undefined && transport instanceof KubeHttp) await transport.close();
     },
   };
 }

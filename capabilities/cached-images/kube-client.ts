@@ -1,14 +1,16 @@
 /**
- * {@link KubePort} over kubernetes-fluent-client's `K8s` (re-exported by Pepr). The `K8s` function is injected,
- * so capabilities/rbac.test.ts can run every method against a recording stand-in and check that each call is
- * granted by shared/api-calls.ts. KFC throws plain response objects (pepr-notes §10.2): they become
- * {@link KubeApiError}s, and 404s on reads become `undefined`.
+ * {@link KubePort} over a {@link KubeTransport} (kube-http.ts: one undici Agent per process), not KFC's `K8s`, which
+ * opens a new TLS connection for every call (see kube-http.ts). The requests are the ones KFC 3.11.6 sent, so
+ * objects written before keep their field ownership: server-side apply as field manager `pepr` with
+ * `fieldValidation=Strict`, JSON Patch, merge patch of the `status` subresource holding only `status`, deletes
+ * that ignore 404. capabilities/rbac.test.ts runs every method against a recording transport and checks each
+ * request is granted by shared/api-calls.ts.
  */
-import { K8s, kind } from "pepr";
-import { CachedImage, Repository } from "../crd";
-import { LABEL_MANAGED } from "../shared/labels";
+import type { CachedImage, Repository } from "../crd";
+import { KUIK_GROUP, KUIK_VERSION, LABEL_MANAGED } from "../shared/labels";
 import type { PodLike } from "../shared/names";
 import type { PullSecretRef, ServiceAccountLike } from "./desired";
+import { PATCH_TYPES, resourcePath, type KubeTransport, type ResourceRef } from "./kube-http";
 import {
   KubeApiError,
   type DockerConfigSecret,
@@ -18,123 +20,196 @@ import {
 } from "./ports";
 import type { PullSecret } from "../../registry-client/src/keyring";
 
-/** The `K8s` function (or a stand-in with the same shape). */
-export type K8sFunction = typeof K8s;
+/**
+ * Field manager of kuik's server-side applies: KFC's, unchanged, so objects applied before keep one owner (a new
+ * name would leave the old manager owning the same fields, and its removals would no longer prune them).
+ */
+export const APPLY_FIELD_MANAGER = "pepr";
 
-/** Converts what KFC throws into a {@link KubeApiError}. */
-export function toKubeError(e: unknown): KubeApiError {
-  if (e instanceof KubeApiError) return e;
-  const response = e as { status?: unknown; statusText?: unknown; data?: { message?: unknown } } | undefined;
-  if (typeof response?.status === "number") {
-    const message =
-      typeof response.data?.message === "string" ? response.data.message : String(response.statusText);
-    return new KubeApiError(response.status, message);
-  }
-  return new KubeApiError(0, e instanceof Error ? e.message : String(e));
+/**
+ * Field manager of the other writes (patches, creates): KFC sent none, so the API server named it after KFC's
+ * User-Agent. Kept, so the managedFields of existing objects do not grow a second entry for the same writer.
+ */
+export const UPDATE_FIELD_MANAGER = "kubernetes-fluent-client";
+
+/** Objects per page of a list: bounds the size of one response body. */
+export const LIST_PAGE_SIZE = 500;
+
+/** An object as kuik applies it: the fields it owns. */
+type Applied = { metadata: { name: string; namespace?: string; labels?: Record<string, string> } } & {
+  [field: string]: unknown;
+};
+
+type Kind = Omit<ResourceRef, "namespace" | "name" | "subresource"> & { kind: string };
+
+const POD: Kind = { group: "", version: "v1", plural: "pods", kind: "Pod" };
+const SERVICE_ACCOUNT: Kind = { group: "", version: "v1", plural: "serviceaccounts", kind: "ServiceAccount" };
+const SECRET: Kind = { group: "", version: "v1", plural: "secrets", kind: "Secret" };
+const EVENT: Kind = { group: "", version: "v1", plural: "events", kind: "Event" };
+const CACHED_IMAGE: Kind = {
+  group: KUIK_GROUP,
+  version: KUIK_VERSION,
+  plural: "cachedimages",
+  kind: "CachedImage",
+};
+const REPOSITORY: Kind = {
+  group: KUIK_GROUP,
+  version: KUIK_VERSION,
+  plural: "repositories",
+  kind: "Repository",
+};
+
+function path(kind: Kind, at: { namespace?: string; name?: string; subresource?: string } = {}): string {
+  return resourcePath({ group: kind.group, version: kind.version, plural: kind.plural, ...at });
 }
 
-async function call<T>(request: () => Promise<T>): Promise<T> {
-  try {
-    return await request();
-  } catch (e) {
-    throw toKubeError(e);
-  }
-}
-
-async function getOrUndefined<T>(request: () => Promise<T>): Promise<T | undefined> {
-  try {
-    return await request();
-  } catch (e) {
-    const error = toKubeError(e);
-    if (error.status === 404) return undefined;
-    throw error;
-  }
+function apiVersion(kind: Kind): string {
+  return kind.group === "" ? kind.version : `${kind.group}/${kind.version}`;
 }
 
 /** The real {@link KubePort}. */
 export class KubeClient implements KubePort {
-  constructor(private readonly k8s: K8sFunction = K8s) {}
+  constructor(private readonly api: KubeTransport) {}
 
-  async listManagedPods(): Promise<PodLike[]> {
-    return (await call(() => this.k8s(kind.Pod).WithLabel(LABEL_MANAGED).Get())).items;
+  /** Every object of a collection, page by page. */
+  async #list<T>(kind: Kind, query: Record<string, string> = {}): Promise<T[]> {
+    const items: T[] = [];
+    let token: string | undefined;
+    do {
+      const page: { items?: T[]; metadata?: { continue?: string } } = await this.api.request({
+        method: "GET",
+        path: path(kind),
+        query: { ...query, limit: String(LIST_PAGE_SIZE), ...(token ? { continue: token } : {}) },
+        read: true,
+      });
+      for (const item of page.items ?? []) items.push(item);
+      token = page.metadata?.continue || undefined;
+    } while (token !== undefined);
+    return items;
   }
 
-  async listServiceAccounts(): Promise<ServiceAccountLike[]> {
-    return (await call(() => this.k8s(kind.ServiceAccount).Get())).items;
+  /** One object, `undefined` on 404. */
+  async #get<T>(kind: Kind, name: string, namespace?: string): Promise<T | undefined> {
+    try {
+      return await this.api.request<T>({
+        method: "GET",
+        path: path(kind, namespace === undefined ? { name } : { namespace, name }),
+        read: true,
+      });
+    } catch (e) {
+      if (e instanceof KubeApiError && e.status === 404) return undefined;
+      throw e;
+    }
+  }
+
+  /** Server-side apply of `object` (forced: kuik owns the fields it applies), creating it when missing. */
+  async #apply(kind: Kind, object: Applied): Promise<void> {
+    const { name, namespace } = object.metadata;
+    await this.api.request({
+      method: "PATCH",
+      path: path(kind, namespace === undefined ? { name } : { namespace, name }),
+      query: { fieldManager: APPLY_FIELD_MANAGER, fieldValidation: "Strict", force: "true" },
+      contentType: PATCH_TYPES.apply,
+      body: { apiVersion: apiVersion(kind), kind: kind.kind, ...object },
+    });
+  }
+
+  /** Merge patch of the status subresource (`null` clears a field). */
+  async #patchStatus(kind: Kind, name: string, status: Record<string, unknown>): Promise<void> {
+    await this.api.request({
+      method: "PATCH",
+      path: path(kind, { name, subresource: "status" }),
+      query: { fieldManager: UPDATE_FIELD_MANAGER },
+      contentType: PATCH_TYPES.merge,
+      body: { status },
+    });
+  }
+
+  listManagedPods(): Promise<PodLike[]> {
+    return this.#list(POD, { labelSelector: LABEL_MANAGED });
+  }
+
+  listServiceAccounts(): Promise<ServiceAccountLike[]> {
+    return this.#list(SERVICE_ACCOUNT);
   }
 
   getServiceAccount(namespace: string, name: string): Promise<ServiceAccountLike | undefined> {
-    return getOrUndefined(() => this.k8s(kind.ServiceAccount).InNamespace(namespace).Get(name));
+    return this.#get(SERVICE_ACCOUNT, name, namespace);
   }
 
   getSecret(ref: PullSecretRef): Promise<PullSecret | undefined> {
-    return getOrUndefined(() => this.k8s(kind.Secret).InNamespace(ref.namespace).Get(ref.name));
+    return this.#get(SECRET, ref.name, ref.namespace);
   }
 
-  async applySecret(secret: DockerConfigSecret): Promise<void> {
-    await call(() =>
-      this.k8s(kind.Secret).Apply(
-        {
-          metadata: { name: secret.name, namespace: secret.namespace },
-          type: "kubernetes.io/dockerconfigjson",
-          data: { ".dockerconfigjson": Buffer.from(secret.dockerConfigJson).toString("base64") },
-        },
-        { force: true },
-      ),
-    );
+  applySecret(secret: DockerConfigSecret): Promise<void> {
+    return this.#apply(SECRET, {
+      metadata: { name: secret.name, namespace: secret.namespace },
+      type: "kubernetes.io/dockerconfigjson",
+      data: { ".dockerconfigjson": Buffer.from(secret.dockerConfigJson).toString("base64") },
+    });
   }
 
   async createEvent(event: KubeEvent): Promise<void> {
-    await call(() => this.k8s(kind.CoreEvent).Create(event as unknown as kind.CoreEvent));
+    await this.api.request({
+      method: "POST",
+      path: path(EVENT, { namespace: event.metadata.namespace }),
+      query: { fieldManager: UPDATE_FIELD_MANAGER },
+      body: { apiVersion: apiVersion(EVENT), kind: EVENT.kind, ...event },
+    });
   }
 
-  async listCachedImages(): Promise<CachedImage[]> {
-    return (await call(() => this.k8s(CachedImage).Get())).items;
+  listCachedImages(): Promise<CachedImage[]> {
+    return this.#list(CACHED_IMAGE);
   }
 
   getCachedImage(name: string): Promise<CachedImage | undefined> {
-    return getOrUndefined(() => this.k8s(CachedImage).Get(name));
+    return this.#get(CACHED_IMAGE, name);
   }
 
-  async applyCachedImage(name: string, sourceImage: string, labels: Record<string, string>): Promise<void> {
+  applyCachedImage(name: string, sourceImage: string, labels: Record<string, string>): Promise<void> {
     // Only these fields are applied (force: kuik owns them); spec.retain, spec.expiresAt and annotations are
     // never part of kuik's applied configuration, so users' values survive.
-    await call(() =>
-      this.k8s(CachedImage).Apply({ metadata: { name, labels }, spec: { sourceImage } }, { force: true }),
-    );
+    return this.#apply(CACHED_IMAGE, { metadata: { name, labels }, spec: { sourceImage } });
   }
 
   async patchCachedImage(name: string, ops: JsonPatchOp[]): Promise<void> {
     if (ops.length === 0) return;
-    await call(() => this.k8s(CachedImage, { name }).Patch(ops));
+    await this.api.request({
+      method: "PATCH",
+      path: path(CACHED_IMAGE, { name }),
+      query: { fieldManager: UPDATE_FIELD_MANAGER },
+      contentType: PATCH_TYPES.json,
+      body: ops,
+    });
   }
 
-  async patchCachedImageStatus(name: string, status: Record<string, unknown>): Promise<void> {
-    await call(() =>
-      this.k8s(CachedImage).PatchStatus({ metadata: { name }, status } as unknown as CachedImage),
-    );
+  patchCachedImageStatus(name: string, status: Record<string, unknown>): Promise<void> {
+    return this.#patchStatus(CACHED_IMAGE, name, status);
   }
 
   async deleteCachedImage(name: string): Promise<void> {
-    await call(() => this.k8s(CachedImage).Delete(name));
+    try {
+      await this.api.request({ method: "DELETE", path: path(CACHED_IMAGE, { name }) });
+    } catch (e) {
+      // Already gone is what was asked (KFC's Delete resolved on 404 too).
+      if (!(e instanceof KubeApiError && e.status === 404)) throw e;
+    }
   }
 
-  async listRepositories(): Promise<Repository[]> {
-    return (await call(() => this.k8s(Repository).Get())).items;
+  listRepositories(): Promise<Repository[]> {
+    return this.#list(REPOSITORY);
   }
 
   getRepository(name: string): Promise<Repository | undefined> {
-    return getOrUndefined(() => this.k8s(Repository).Get(name));
+    return this.#get(REPOSITORY, name);
   }
 
-  async applyRepository(objectName: string, name: string, pullSecrets?: PullSecretRef[]): Promise<void> {
+  applyRepository(objectName: string, name: string, pullSecrets?: PullSecretRef[]): Promise<void> {
     const spec = pullSecrets === undefined ? { name } : { name, pullSecrets };
-    await call(() => this.k8s(Repository).Apply({ metadata: { name: objectName }, spec }, { force: true }));
+    return this.#apply(REPOSITORY, { metadata: { name: objectName }, spec });
   }
 
-  async patchRepositoryStatus(name: string, status: Record<string, unknown>): Promise<void> {
-    await call(() =>
-      this.k8s(Repository).PatchStatus({ metadata: { name }, status } as unknown as Repository),
-    );
+  patchRepositoryStatus(name: string, status: Record<string, unknown>): Promise<void> {
+    return this.#patchStatus(REPOSITORY, name, status);
   }
 }
