@@ -190,6 +190,37 @@ describe("needsReconcile", () => {
 });
 
 describe("CachedImagesController loops", () => {
+  it("retries a failed credentials rewrite with backoff instead of waiting for the next resync", async () => {
+    const { KubeApiError } = await import("./ports");
+    const controller = startController();
+    await time.advance(1000); // the start-up resync writes the (empty) credentials Secret
+    const writes = () => kube.calls.filter(c => c.startsWith("applySecret")).length;
+    const before = writes();
+    kube.secrets.set("web/regcred", {
+      type: "kubernetes.io/dockerconfigjson",
+      data: {
+        ".dockerconfigjson": Buffer.from(
+          JSON.stringify({ auths: { "docker.io": { username: "u", password: "p" } } }),
+        ).toString("base64"),
+      },
+    });
+    kube.failures.set("applySecret", new KubeApiError(500, "etcdserver: request timed out"));
+    kube.addPod(managedPod("web", "a", ["nginx:1.25"], { pullSecrets: ["regcred"] }));
+    await time.advance(3000); // tracked, Repository applied with the pull secret, debounced rewrite fails
+    expect(writes()).toBe(before + 1);
+    await time.advance(WATCHER.retryBaseMs); // first retry fails too
+    expect(writes()).toBe(before + 2);
+    kube.failures.clear();
+    await time.advance(WATCHER.retryBaseMs); // the backoff doubled: not yet
+    expect(writes()).toBe(before + 2);
+    await time.advance(WATCHER.retryBaseMs);
+    expect(writes()).toBe(before + 3);
+    expect(kube.appliedSecrets.at(-1)?.dockerConfigJson).toContain('"docker.io/library/nginx"');
+    await time.advance(WATCHER.resyncIntervalMs / 2); // success ends the retries (before the next resync)
+    expect(writes()).toBe(before + 3);
+    controller.stop();
+  });
+
   it("retries a failed resync after the retry base delay, not a whole interval", async () => {
     kube.failures.set(
       "listCachedImages",

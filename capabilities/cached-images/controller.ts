@@ -213,23 +213,36 @@ export class CachedImagesController implements WatchHandlers, MetricsSnapshot {
   }
 
   /**
-   * Runs `fn` after `delayMs`, then every `everyMs` if given (sooner, after the retry base delay, when it failed:
-   * a resync failing at start, while the API server warms up, must not wait a whole interval). Errors are
-   * logged; one pending run per name.
+   * Runs `fn` after `delayMs`, then every `everyMs` if given. A failed run is logged and retried sooner: a periodic
+   * task after the retry base delay (a resync failing at start, while the API server warms up, must not wait a whole
+   * interval); a one-shot task (`everyMs` false) with exponential backoff from the retry base delay up to the retry
+   * maximum, until it succeeds (a credentials rewrite that hit an API hiccup must not wait for the next resync).
+   * One pending run per name: a one-shot asked for again while one is pending (or backing off) is not duplicated.
    */
-  #schedule(name: string, delayMs: number, fn: () => Promise<void>, everyMs: number | false): void {
+  #schedule(
+    name: string,
+    delayMs: number,
+    fn: () => Promise<void>,
+    everyMs: number | false,
+    failures = 0,
+  ): void {
     if (this.#stopped || (everyMs === false && this.#cancels.has(name))) return;
     this.#cancels.get(name)?.();
+    const { retryBaseMs, retryMaxMs } = this.#deps.watcher;
     const run = async (): Promise<void> => {
       this.#cancels.delete(name);
-      let next = everyMs;
       try {
         await fn();
       } catch (err) {
-        this.#deps.log.error({ err, loop: name }, "periodic task failed");
-        if (next !== false) next = Math.min(next, this.#deps.watcher.retryBaseMs);
+        this.#deps.log.error({ err, loop: name, failures: failures + 1 }, "scheduled task failed");
+        const retryMs =
+          everyMs === false
+            ? Math.min(retryBaseMs * 2 ** failures, retryMaxMs)
+            : Math.min(everyMs, retryBaseMs);
+        this.#schedule(name, retryMs, fn, everyMs, failures + 1);
+        return;
       }
-      if (next !== false && everyMs !== false) this.#schedule(name, next, fn, everyMs);
+      if (everyMs !== false) this.#schedule(name, everyMs, fn, everyMs);
     };
     this.#cancels.set(
       name,
