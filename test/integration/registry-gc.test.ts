@@ -7,7 +7,6 @@
  * left it there, so every push answered 405 and caching failed for good (v1 issues #209, #482, #124). Here a
  * collection that fails must exit 0 and leave a registry that starts and accepts pushes.
  */
-import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -28,15 +27,8 @@ import {
   type ControlPlane,
   type KubeObject,
 } from "../harness/control-plane";
-import {
-  buildImage,
-  makeTempDir,
-  pushImage,
-  skopeo,
-  startCache,
-  type BuiltImage,
-  type StartedRegistry,
-} from "../harness";
+import { buildImage, pushImage, startCache, type BuiltImage, type StartedRegistry } from "../harness";
+import { deleteManifestByDigest, pullByteExact } from "../harness/storage-checks";
 import { REPO_ROOT } from "../harness/tools";
 
 const NS = "kuik-system";
@@ -47,38 +39,6 @@ let cp: ControlPlane;
 let rendered: RenderedOverlay;
 let gc: GcInvocation;
 let cache: StartedRegistry;
-
-/** DELETE /v2/<repo>/manifests/<digest>, as kuik's CachedImage finalizer does. */
-async function deleteManifest(registry: StartedRegistry, repo: string, digest: string): Promise<number> {
-  const res = await fetch(`${registry.url}/v2/${repo}/manifests/${digest}`, { method: "DELETE" });
-  await res.arrayBuffer();
-  return res.status;
-}
-
-/** Pull with skopeo into a `dir:` layout and check every file against its digest; returns the manifest bytes. */
-async function pullByteExact(registry: StartedRegistry, ref: string): Promise<Buffer> {
-  const dir = join(makeTempDir("pull"), "image");
-  await skopeo([
-    "copy",
-    "--src-tls-verify=false",
-    "--src-no-creds",
-    `docker://${registry.host}/${ref}`,
-    `dir:${dir}`,
-  ]);
-  const manifest = readFileSync(join(dir, "manifest.json"));
-  const { config, layers } = JSON.parse(manifest.toString("utf8")) as {
-    config: { digest: string };
-    layers: Array<{ digest: string }>;
-  };
-  for (const { digest } of [config, ...layers]) {
-    const hex = digest.slice("sha256:".length);
-    const got = createHash("sha256")
-      .update(readFileSync(join(dir, hex)))
-      .digest("hex");
-    expect(got, `blob ${digest}`).toBe(hex);
-  }
-  return manifest;
-}
 
 /** Blob digests of a built image (layers, config, manifests). */
 const blobsOf = (image: BuiltImage): string[] => image.blobs;
@@ -191,8 +151,8 @@ describe.skipIf(!controlPlaneAvailable(false))(
       // the same blobs in a second repository: deleting that one must not free them
       const sharedPush = await pushImage(kept, cache, { repo: "shared/app" });
       const gonePush = await pushImage(gone, cache, { repo: "gone/app" });
-      expect(await deleteManifest(cache, "shared/app", sharedPush.digest)).toBe(202);
-      expect(await deleteManifest(cache, "gone/app", gonePush.digest)).toBe(202);
+      expect(await deleteManifestByDigest(cache, "shared/app", sharedPush.digest)).toBe(202);
+      expect(await deleteManifestByDigest(cache, "gone/app", gonePush.digest)).toBe(202);
       for (const d of blobsOf(gone)) expect(existsSync(cache.blobFile(d)), d).toBe(true);
 
       cache.kill("SIGTERM");
