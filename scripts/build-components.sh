@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the real third-party components kuik's tests run against
-# (kube-apiserver, kube-controller-manager, kubectl, etcd, crane, registry) from their Go modules into
+# (kube-apiserver, kube-controller-manager, kubectl, etcd, crane, registry, helm) from their Go modules into
 # ${KUIK_CACHE:-$HOME/.cache/kuik}/bin.
 #
 # Versions are pinned by the Go modules under scripts/components/ (see
@@ -29,7 +29,7 @@ CACHE_DIR=${KUIK_CACHE:-$HOME/.cache/kuik}
 BIN_DIR="$CACHE_DIR/bin"
 STAMP_DIR="$BIN_DIR/.stamps"
 
-ALL=(etcd kube-apiserver kube-controller-manager kubectl crane registry)
+ALL=(etcd kube-apiserver kube-controller-manager kubectl crane registry helm)
 # S3 server for the registry's S3 storage mode (test/integration/registry-s3.test.ts); pinned by commit.
 ALL+=(minio)
 
@@ -43,6 +43,7 @@ spec() {
     crane)          echo "crane|github.com/google/go-containerregistry/cmd/crane|github.com/google/go-containerregistry" ;;
     registry)       echo "registry|github.com/distribution/distribution/v3/cmd/registry|github.com/distribution/distribution/v3" ;;
     minio)          echo "minio|github.com/minio/minio|github.com/minio/minio" ;;
+    helm)           echo "helm|helm.sh/helm/v3/cmd/helm|helm.sh/helm/v3" ;;
     *) return 1 ;;
   esac
 }
@@ -115,6 +116,8 @@ ldflags_for() { # name version time
     etcd) f+=" -X go.etcd.io/etcd/api/v3/version.GitSHA=none" ;;
     crane) f+=" -X github.com/google/go-containerregistry/cmd/crane/cmd.Version=$v" ;;
     registry) f+=" -X github.com/distribution/distribution/v3/version.version=$v" ;;
+    # what helm's Makefile stamps (`helm version` prints it; the chart tests check it)
+    helm) f+=" -X helm.sh/helm/v3/internal/version.version=$v -X helm.sh/helm/v3/internal/version.gitTreeState=archive" ;;
   esac
   echo "$f"
 }

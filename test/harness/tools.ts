@@ -145,7 +145,8 @@ export type ToolName =
   | "python3-grpc"
   | "python3"
   | "unshare"
-  | "tinyproxy";
+  | "tinyproxy"
+  | "helm";
 
 const INSTALL: Record<ToolName, string> = {
   registry:
@@ -161,6 +162,7 @@ const INSTALL: Record<ToolName, string> = {
   python3: "apt-get install python3 (used by scripts/make-image)",
   unshare: "apt-get install util-linux",
   tinyproxy: "apt-get install tinyproxy (HTTP proxy for the HTTP(S)_PROXY tests)",
+  helm: "scripts/build-components.sh helm (-> ~/.cache/kuik/bin/helm) or set KUIK_HELM_BIN",
 };
 
 export class ToolNotFoundError extends Error {
@@ -202,6 +204,8 @@ function candidates(tool: ToolName): string[] {
       return [process.env.KUIK_REGISTRY_BIN ?? "", join(bin, "registry"), "docker-registry", "registry"];
     case "crane":
       return [process.env.KUIK_CRANE_BIN ?? "", join(bin, "crane"), "crane"];
+    case "helm":
+      return [process.env.KUIK_HELM_BIN ?? "", join(bin, "helm"), "helm"];
     case "python3-grpc":
       // pyenv shims usually lack the Debian python3-grpcio package: prefer the system interpreter.
       return ["/usr/bin/python3", "python3", "python3.11"];

@@ -1,0 +1,325 @@
+/**
+ * Assembles kuik's installable Helm chart (docs/install.md "Helm"): the chart source of deploy/chart/ (registry,
+ * proxy, garbage collection, policies, monitors, UI) + the Pepr module's generated chart (dist/kuik-chart: admission
+ * and watcher Deployments, RBAC, webhook, Secrets) with kuik's settings wired into it + the CRDs of deploy/crds/.
+ *
+ * Every edit of a generated template is an exact match that must be found (a Pepr upgrade that changes a template
+ * fails the build with {@link ChartAssemblyError} instead of producing a chart that silently lacks a setting).
+ *
+ * Usage: `tsx scripts/assemble-chart.ts <pepr chart dir> <out dir>` (run by scripts/build-chart.sh).
+ */
+import { X509Certificate } from "node:crypto";
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { join, resolve } from "node:path";
+
+/** Thrown when the generated chart is not what the assembly expects. */
+export class ChartAssemblyError extends Error {
+  readonly code = "CHART_ASSEMBLY";
+}
+
+/** The expression Pepr's generator put in place of every "10" of the webhook (pepr-notes B1). */
+export const TIMEOUT_EXPR = "{{ .Values.admission.webhookTimeout }}";
+
+/**
+ * Undoes pepr-notes B1: Pepr generates the webhook template by replacing EVERY "10" of the YAML with the timeout
+ * expression, so a base64 `caBundle` or the random `/mutate/<hex>` path that contained "10" changes with
+ * `admission.webhookTimeout`. The expression is legitimate on the `timeoutSeconds:` line only; everywhere else it
+ * stood for the text "10".
+ */
+export function undoTimeoutReplacement(template: string): string {
+  return template
+    .split("\n")
+    .map(line => (/^\s*timeoutSeconds:/.test(line) ? line : line.replaceAll(TIMEOUT_EXPR, "10")))
+    .join("\n");
+}
+
+/** The value of a folded `key: >-` scalar (Pepr writes caBundle and path so) or of a plain `key: value`. */
+export function scalarOf(template: string, key: string): string {
+  const lines = template.split("\n");
+  const i = lines.findIndex(l => l.trimStart().startsWith(`${key}:`));
+  if (i < 0) throw new ChartAssemblyError(`no ${key} in the generated template`);
+  const inline = (lines[i] as string)
+    .trimStart()
+    .slice(key.length + 1)
+    .trim();
+  if (inline !== ">-" && inline !== "") return inline.replace(/^['"]|['"]$/g, "");
+  return (lines[i + 1] ?? "").trim();
+}
+
+/**
+ * Checks the webhook against the Secrets it must agree with: the path is `/mutate/<api path>` and the caBundle a
+ * certificate. A B1-corrupted template fails here.
+ */
+export function checkWebhook(webhook: string, apiPathSecret: string): void {
+  const apiPath = Buffer.from(scalarOf(apiPathSecret, "value"), "base64").toString("utf8");
+  const path = scalarOf(webhook, "path");
+  if (path !== `/mutate/${apiPath}`) {
+    throw new ChartAssemblyError(
+      `webhook path ${path} does not match the api-path Secret (/mutate/${apiPath})`,
+    );
+  }
+  const pem = Buffer.from(scalarOf(webhook, "caBundle"), "base64").toString("utf8");
+  try {
+    new X509Certificate(pem);
+  } catch (e) {
+    throw new ChartAssemblyError(`webhook caBundle is not a certificate: ${(e as Error).message}`);
+  }
+}
+
+/** Replaces `from` by `to`, which must occur exactly `count` times. */
+export function replaceExactly(text: string, from: string, to: string, what: string, count = 1): string {
+  const found = text.split(from).length - 1;
+  if (found !== count) {
+    throw new ChartAssemblyError(
+      `${what}: expected ${count} occurrence(s) of ${JSON.stringify(from)}, found ${found}`,
+    );
+  }
+  return text.replaceAll(from, to);
+}
+
+/** The webhook: B1 undone, kuik's namespaces and extra object selectors added. */
+export function patchWebhook(template: string, apiPathSecret: string): string {
+  let t = undoTimeoutReplacement(template);
+  checkWebhook(t, apiPathSecret);
+  t = replaceExactly(
+    t,
+    "            {{- range .Values.additionalIgnoredNamespaces }}\n            - {{ . }}\n            {{- end }}\n",
+    [
+      "            {{- range .Values.additionalIgnoredNamespaces }}",
+      "            - {{ . }}",
+      "            {{- end }}",
+      '            {{- range (without (concat (list .Release.Namespace) (.Values.controllers.webhook.ignoredNamespaces | default list)) "kube-system" "pepr-system" "kuik-system" | uniq) }}',
+      "            - {{ . }}",
+      "            {{- end }}",
+      "",
+    ].join("\n"),
+    "webhook namespaceSelector",
+  );
+  // the opt-out expression of scripts/webhook-config.ts is the last block of the file
+  t = replaceExactly(
+    t,
+    "    objectSelector:\n      matchExpressions:\n",
+    "    objectSelector:\n      {{- with .Values.controllers.webhook.objectSelector.matchLabels }}\n      matchLabels:\n        {{- toYaml . | nindent 8 }}\n      {{- end }}\n      matchExpressions:\n        {{- with .Values.controllers.webhook.objectSelector.matchExpressions }}\n        {{- toYaml . | nindent 8 }}\n        {{- end }}\n",
+    "webhook objectSelector",
+  );
+  if (!/reinvocationPolicy: IfNeeded/.test(t)) {
+    throw new ChartAssemblyError(
+      "webhook without reinvocationPolicy: run scripts/build-module.sh, not pepr build",
+    );
+  }
+  return t;
+}
+
+/** Both Pepr Deployments: kuik's env, resources, CA volume and ServiceAccount. */
+export function patchDeployment(template: string, component: "admission" | "watcher"): string {
+  const what = `${component} Deployment`;
+  let t = template;
+  if (component === "admission")
+    t = replaceExactly(t, "  replicas: 2\n", "  replicas: {{ .Values.controllers.replicas }}\n", what);
+  t = replaceExactly(
+    t,
+    `            {{- toYaml .Values.${component}.env | nindent 12 }}\n`,
+    `            {{- toYaml .Values.${component}.env | nindent 12 }}\n            {{- include "kuik.operatorEnv" . | nindent 12 }}\n`,
+    what,
+  );
+  t = replaceExactly(
+    t,
+    `{{- toYaml .Values.${component}.resources | nindent 12 }}`,
+    `{{- toYaml (.Values.controllers.resources | default .Values.${component}.resources) | nindent 12 }}`,
+    what,
+  );
+  t = replaceExactly(
+    t,
+    `            {{- if .Values.${component}.extraVolumeMounts }}\n`,
+    `            {{- include "kuik.caVolumeMounts" . | nindent 12 }}\n            {{- if .Values.${component}.extraVolumeMounts }}\n`,
+    what,
+  );
+  t = replaceExactly(
+    t,
+    `        {{- if .Values.${component}.extraVolumes }}\n`,
+    `        {{- include "kuik.caVolumes" . | nindent 8 }}\n        {{- if .Values.${component}.extraVolumes }}\n`,
+    what,
+  );
+  t = replaceExactly(
+    t,
+    "serviceAccountName: {{ .Values.uuid }}\n",
+    'serviceAccountName: {{ include "kuik.peprServiceAccount" . }}\n',
+    what,
+  );
+  return t;
+}
+
+/** Wraps a whole template in a condition. */
+const onlyIf = (condition: string, template: string): string =>
+  `{{- if ${condition} }}\n${template.trimEnd()}\n{{- end }}\n`;
+
+/** RBAC and ServiceAccount: v1's `rbac.create`, `serviceAccount.create/name/annotations`. */
+export function patchRbac(file: string, template: string): string {
+  switch (file) {
+    case "cluster-role.yaml":
+      return onlyIf(
+        ".Values.rbac.create",
+        replaceExactly(template, ".Values.rbac ", ".Values.rbac.rules ", file, 2),
+      );
+    case "cluster-role-binding.yaml":
+      return onlyIf(
+        ".Values.rbac.create",
+        replaceExactly(
+          template,
+          "  - kind: ServiceAccount\n    name: pepr-kuik\n",
+          '  - kind: ServiceAccount\n    name: {{ include "kuik.peprServiceAccount" . }}\n',
+          file,
+        ),
+      );
+    case "store-role.yaml":
+    case "store-role-binding.yaml":
+      return onlyIf(".Values.rbac.create", template);
+    case "service-account.yaml":
+      return onlyIf(
+        ".Values.serviceAccount.create",
+        replaceExactly(
+          template,
+          "  name: pepr-kuik\n",
+          '  name: {{ include "kuik.peprServiceAccount" . }}\n  {{- with .Values.serviceAccount.annotations }}\n  annotations:\n    {{- toYaml . | nindent 4 }}\n  {{- end }}\n',
+          file,
+        ),
+      );
+    default:
+      return template;
+  }
+}
+
+/**
+ * Pepr's values.yaml under kuik's: its `rbac:` rule list becomes `rbac.rules` next to v1's `rbac.create`; every
+ * other key is Pepr's and distinct from kuik's.
+ */
+export function mergeValues(ours: string, pepr: string): string {
+  const lines = pepr.split("\n");
+  const start = lines.indexOf("rbac:");
+  if (start < 0) throw new ChartAssemblyError("no rbac: in Pepr's values.yaml");
+  let end = start + 1;
+  while (end < lines.length && (lines[end] === "" || /^\s/.test(lines[end] as string))) end++;
+  // "  - apiGroups:" under `rbac:` → "    - apiGroups:" under `rbac.rules:`
+  const rules = lines.slice(start + 1, end).map(l => (l === "" ? l : `  ${l}`));
+  const rbac = [
+    "# v1's rbac.create: false leaves out Pepr's ClusterRole/Binding and store Role (bring your own).",
+    "rbac:",
+    "  create: true",
+    "  # The operator's ClusterRole rules (package.json pepr.rbac, scoped mode).",
+    "  rules:",
+    ...rules,
+  ];
+  const rest = [...lines.slice(0, start), ...rbac, ...lines.slice(end)].join("\n");
+  const ourKeys = new Set(
+    ours
+      .split("\n")
+      .filter(l => /^[A-Za-z-]+:/.test(l))
+      .map(l => l.split(":")[0]),
+  );
+  for (const key of rest
+    .split("\n")
+    .filter(l => /^[A-Za-z-]+:/.test(l))
+    .map(l => l.split(":")[0])) {
+    if (ourKeys.has(key)) throw new ChartAssemblyError(`values key ${key} is both kuik's and Pepr's`);
+  }
+  return `${ours.trimEnd()}\n\n# ---------------------------------------------------------------------------------------------------------------\n# The Pepr module's values (generated by \`pepr build\`; admission.webhookTimeout is safe to change here, see\n# docs/configuration.md). uuid, hash and secrets identify the built module: do not change them.\n${rest.trimEnd()}\n`;
+}
+
+type Schema = { properties?: Record<string, unknown>; definitions?: Record<string, unknown> } & Record<
+  string,
+  unknown
+>;
+
+/** kuik's schema + Pepr's (its top-level properties and definitions), `rbac` as {create, rules}. */
+export function mergeSchema(ours: Schema, pepr: Schema): Schema {
+  const root = (pepr.definitions?.Values ?? pepr) as Schema;
+  const peprProps = { ...(root.properties ?? {}) };
+  const rbacRules = peprProps.rbac;
+  delete peprProps.rbac;
+  return {
+    ...ours,
+    additionalProperties: false,
+    definitions: { ...(pepr.definitions ?? {}), ...(ours.definitions ?? {}) },
+    properties: {
+      ...peprProps,
+      ...(ours.properties ?? {}),
+      rbac: {
+        type: "object",
+        additionalProperties: false,
+        properties: { create: { type: "boolean" }, rules: rbacRules ?? { type: "array" } },
+      },
+    },
+  };
+}
+
+/** Builds `<out>` from the source chart, Pepr's generated chart, the CRDs and the GC script. */
+export function assembleChart(opts: {
+  source: string;
+  pepr: string;
+  crds: string;
+  gcScript?: string;
+  out: string;
+}): void {
+  const { source, pepr, crds, out } = opts;
+  for (const f of [join(pepr, "values.yaml"), join(pepr, "templates", "mutation-webhook.yaml")]) {
+    if (!existsSync(f)) throw new ChartAssemblyError(`${f} missing: run scripts/build-module.sh first`);
+  }
+  rmSync(out, { recursive: true, force: true });
+  cpSync(source, out, { recursive: true });
+  const peprTemplates = join(out, "templates", "pepr");
+  mkdirSync(peprTemplates, { recursive: true });
+  const read = (f: string): string => readFileSync(join(pepr, "templates", f), "utf8");
+  for (const file of readdirSync(join(pepr, "templates")).sort()) {
+    let t = read(file);
+    if (file === "mutation-webhook.yaml") t = patchWebhook(t, read("api-path-secret.yaml"));
+    else if (file === "admission-deployment.yaml") t = patchDeployment(t, "admission");
+    else if (file === "watcher-deployment.yaml") t = patchDeployment(t, "watcher");
+    else t = patchRbac(file, t);
+    writeFileSync(join(peprTemplates, file), t);
+  }
+  writeFileSync(
+    join(out, "values.yaml"),
+    mergeValues(
+      readFileSync(join(source, "values.yaml"), "utf8"),
+      readFileSync(join(pepr, "values.yaml"), "utf8"),
+    ),
+  );
+  const schema = mergeSchema(
+    JSON.parse(readFileSync(join(source, "values.schema.json"), "utf8")) as Schema,
+    JSON.parse(readFileSync(join(pepr, "values.schema.json"), "utf8")) as Schema,
+  );
+  writeFileSync(join(out, "values.schema.json"), `${JSON.stringify(schema, null, 2)}\n`);
+  mkdirSync(join(out, "crds"), { recursive: true });
+  for (const f of readdirSync(crds).filter(f => f.endsWith(".yaml")))
+    copyFileSync(join(crds, f), join(out, "crds", f));
+  if (opts.gcScript && existsSync(opts.gcScript)) {
+    mkdirSync(join(out, "files"), { recursive: true });
+    copyFileSync(opts.gcScript, join(out, "files", "garbage-collect.sh"));
+  }
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename)) {
+  const [pepr, out] = process.argv.slice(2);
+  if (!pepr || !out) {
+    console.error("usage: tsx scripts/assemble-chart.ts <pepr chart dir> <out dir>");
+    process.exit(2);
+  }
+  const root = resolve(import.meta.dirname, "..");
+  assembleChart({
+    source: join(root, "deploy", "chart"),
+    pepr,
+    crds: join(root, "deploy", "crds"),
+    gcScript: join(root, "deploy", "components", "garbage-collection", "garbage-collect.sh"),
+    out,
+  });
+  console.error(`assemble-chart: ${out}`);
+}
