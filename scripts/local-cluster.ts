@@ -5,8 +5,9 @@
  *   local-cluster.ts up       start the supervisor (unless it runs), wait until ready, cache the demo image end to
  *                             end, print what runs
  *   local-cluster.ts status   what runs (exit 1 when nothing does)
- *   local-cluster.ts daemon   the supervisor itself (started by `up`, detached): starts everything through the test
- *                             harness (test/e2e/stack.ts), writes .kuik/run/, and stops it all on SIGTERM
+ *   local-cluster.ts daemon   the supervisor itself (started by `up`, detached): installs kuik from deploy/ and starts
+ *                             its workloads from the installed objects through the test harness (test/e2e/stack.ts),
+ *                             writes .kuik/run/, and stops it all on SIGTERM
  *
  * Every process is a child of the supervisor, tied to it with `setpriv --pdeathsig KILL`: killing the supervisor
  * (scripts/down.sh sends SIGTERM, then SIGKILL) never leaves anything behind.
@@ -77,6 +78,8 @@ interface State {
   demoImage?: { ref: string; digest: string };
   processes?: ProcessInfo[];
   timings?: Record<string, number>;
+  /** The rendered manifest applied, its object count, and the file listing the local overrides. */
+  installation?: { file: string; objects: number; overridesFile: string };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -224,6 +227,11 @@ async function daemon(): Promise<void> {
         caFile: pki.caFile,
       },
       demoImage: { ref: demo.ref, digest: demo.digest },
+      installation: {
+        file: stack.installation.file,
+        objects: stack.installation.objects.length,
+        overridesFile: join(STACK_DIR, "overrides.txt"),
+      },
       processes,
       timings: stack.timings,
     } satisfies Partial<State>);
@@ -387,6 +395,8 @@ function printStatus(state: State): void {
       p => `  ${p.name.padEnd(25)} ${String(p.pid).padEnd(8)} ${p.listen.join(", ")}`,
     ),
     "",
+    `  installed:   ${state.installation?.objects ?? "?"} objects of deploy/ (${state.installation?.file ?? "?"})`,
+    `  overrides:   ${state.installation?.overridesFile ?? "?"} (what the local processes change, and why)`,
     `  logs:        ${LOGS_DIR}/   (one link per process, plus supervisor.log)`,
     `  pids:        ${RUN_DIR}/`,
     `  origin:      https://${state.origin?.host ?? "?"} (user ${state.origin?.username ?? "?"}, password ${state.origin?.password ?? "?"}, CA ${state.origin?.caFile ?? "?"})`,

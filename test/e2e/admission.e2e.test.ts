@@ -1,10 +1,12 @@
 /**
- * End to end, on a real local control plane (test/e2e/stack.ts): the local installation itself (the module runs
- * as its ServiceAccount, the API server calls its webhook over TLS), and scenario (b) of issue #3: Pods kuik must
- * leave alone (kube-system, an ignored namespace, the opt-out label) next to one it must rewrite.
+ * End to end, on a real local control plane (test/e2e/stack.ts): the local installation itself (every object of
+ * deploy/ applied, the module started from its Deployments and running as their ServiceAccount, the installed
+ * webhook called over TLS), and scenario (b) of issue #3: Pods kuik must leave alone (kube-system, an ignored
+ * namespace, the opt-out label) next to one it must rewrite.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { KubeObject } from "../harness/control-plane";
+import { MODULE_MANIFEST, readManifest, type Workload } from "../harness/kuik-install";
 import { simpleRequest } from "../harness/net";
 import { harnessPki } from "../harness/pki";
 import {
@@ -40,6 +42,61 @@ describe("the local installation", () => {
     expect(whoami.stdout).toBe("kuik-admin");
   });
 
+  it("installed every object of deploy/ with server-side apply", async () => {
+    const { objects, file } = stack.installation;
+    const live = await stack.kubectl(["get", "-f", file, "-o", "name"]);
+    expect(live.stdout.trim().split("\n")).toHaveLength(objects.length);
+    const kinds = new Set(objects.map(o => o.kind));
+    for (const kind of [
+      "Namespace",
+      "CustomResourceDefinition",
+      "ClusterRole",
+      "ServiceAccount",
+      "Secret",
+      "ConfigMap",
+      "Deployment",
+      "StatefulSet",
+      "DaemonSet",
+      "Service",
+      "NetworkPolicy",
+      "MutatingWebhookConfiguration",
+    ]) {
+      expect(kinds, kind).toContain(kind);
+    }
+  });
+
+  it("runs the admission process with its Deployment's environment, changed only where listed", async () => {
+    const d = await stack.kubectlJson<Workload>(["get", "deployment", "pepr-kuik", "-n", "pepr-system"]);
+    const installed = Object.fromEntries(
+      (d.spec.template.spec.containers[0]?.env ?? []).map(e => [e.name, e.value]),
+    );
+    // the test's setting went in through the install's kustomization, not through the process
+    expect(installed.KUIK_WEBHOOK_IGNORED_NAMESPACES).toBe(IGNORED_NS);
+    expect(installed.PEPR_WATCH_MODE).toBe("false");
+    const overridden = new Set(
+      stack.overrides.filter(o => o.object === "Deployment pepr-system/pepr-kuik").map(o => o.setting),
+    );
+    expect([...overridden].sort()).toEqual(
+      [
+        "KUBECONFIG",
+        "KUIK_METRICS_PORT",
+        "KUIK_PEPR_PORT",
+        "KUIK_REGISTRY_ENDPOINT",
+        "KUIK_ROOT_CERTIFICATE_AUTHORITIES",
+        "PEPR_API_PATH",
+        "SSL_CERT_PATH",
+        "SSL_KEY_PATH",
+        ...(stack.proxyPort === 7439 ? [] : ["KUIK_PROXY_HOST_PORT"]),
+      ].sort(),
+    );
+    for (const [name, value] of Object.entries(installed)) {
+      if (!overridden.has(name)) expect(stack.module.env[name], name).toBe(value);
+    }
+    for (const name of Object.keys(stack.module.env)) {
+      expect(name in installed || overridden.has(name), name).toBe(true);
+    }
+  });
+
   it("runs the module as kuik's ServiceAccount, limited by the generated RBAC", async () => {
     expect(stack.module.identity).toBe("service-account");
     const opts = { kubeconfig: stack.module.kubeconfig };
@@ -72,6 +129,40 @@ describe("the local installation", () => {
       expect(h.clientConfig.url).toBe(stack.module.webhookUrl);
       expect(h.clientConfig.caBundle).toBeTruthy();
     }
+  });
+  it("keeps the installed webhook as generated, but for its clientConfig", async () => {
+    const generated = (await readManifest(stack.cp, MODULE_MANIFEST)).find(
+      o => o.kind === "MutatingWebhookConfiguration",
+    );
+    const name = generated?.metadata?.name ?? "";
+    const live = await stack.kubectlJson(["get", "mutatingwebhookconfiguration", name]);
+    type Hook = Record<string, unknown> & { clientConfig: { service?: unknown; url?: string } };
+    const without = (hooks: unknown): Array<Record<string, unknown>> =>
+      ((hooks ?? []) as Hook[]).map(({ clientConfig: _, ...rest }) => rest);
+    const want = without(generated?.webhooks);
+    const got = without(live.webhooks);
+    expect(want.length).toBeGreaterThan(0);
+    expect(got).toHaveLength(want.length);
+    want.forEach((w, i) => {
+      const g = got[i] ?? {};
+      for (const key of [
+        "name",
+        "objectSelector",
+        "namespaceSelector",
+        "reinvocationPolicy",
+        "failurePolicy",
+        "matchPolicy",
+        "sideEffects",
+        "timeoutSeconds",
+        "admissionReviewVersions",
+      ]) {
+        expect(g[key], key).toEqual(w[key]);
+      }
+      // the API server adds `scope: "*"` to each rule
+      expect(g.rules, "rules").toMatchObject(w.rules as object);
+    });
+    expect(want[0]?.objectSelector).toBeDefined();
+    for (const h of (live.webhooks ?? []) as Hook[]) expect(h.clientConfig.service).toBeUndefined();
   });
 });
 

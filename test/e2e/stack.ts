@@ -1,55 +1,58 @@
 /**
  * The whole of kuik on one machine, as the e2e tests and `npm run up` use it: a real control plane
- * (control-plane.ts), a cache registry (distribution, plain HTTP), an origin registry (HTTPS + basic auth, harness
- * CA), kuik's module as admission + watcher processes (kuik-module.ts) and the proxy (`proxy/dist/kuik-proxy.mjs`)
- * on `127.0.0.1:<port>` and `[::1]:<port>`, playing the node-local proxy the kubelet pulls `localhost:<port>/…`
- * from.
+ * (control-plane.ts) on which kuik is installed as a user installs it (test/harness/kuik-install.ts: `kubectl
+ * kustomize` of deploy/ with the built module, `kubectl apply --server-side`, every object), and an origin registry
+ * (HTTPS + basic auth, harness CA). No kubelet runs the installed workloads: their containers run here as local
+ * processes, started from the installed objects (container env and args, mounted Secrets and ConfigMaps):
  *
- * What the kubelet would do is done here: the proxy's credentials file follows the Secret the watcher maintains
- * (in a cluster the kubelet refreshes the mounted Secret), polled every 2 s.
+ * - the cache registry (StatefulSet + ConfigMap) and the proxy (DaemonSet) by installed-workloads.ts;
+ * - the admission and watcher processes (the Pepr Deployments) by kuik-module.ts, which also repoints the installed
+ *   webhook's `clientConfig` (only that) at the local admission process.
+ *
+ * What cannot work without a kubelet and a cluster network is overridden, and only that: listen addresses and
+ * ports, Service names (→ the local cache registry), the identity (a ServiceAccount token instead of the mounted
+ * one), paths of mounted Secrets (→ local copies kept in sync), the serving certificate, and the origin's CA.
+ * Every override is listed in {@link Stack.overrides} and reported through `progress`.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  writeFileSync,
-} from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { cachedImageName } from "../../capabilities/shared/names";
 import { cacheRepositoryOf } from "../../proxy/src/names";
-import { keepTemp, makeTempDir, onProcessExit, removeTempDir, tiedToParent } from "../harness/cleanup";
+import { keepTemp, makeTempDir, removeTempDir } from "../harness/cleanup";
 import { startControlPlane, type ControlPlane, type KubeObject } from "../harness/control-plane";
 import { buildImage, pushImage, type ImageSpec, type PushedImage } from "../harness/images";
-import { buildModule, startKuikModule, type BuildResult, type KuikModule } from "../harness/kuik-module";
+import { formatOverrides, installKuik, type Installation, type Override } from "../harness/kuik-install";
+import {
+  buildModule,
+  startKuikModule,
+  type BuildResult,
+  type KuikModule,
+  type LocalSetting,
+} from "../harness/kuik-module";
 import { freePort, LOOPBACK, simpleRequest } from "../harness/net";
 import { harnessPki } from "../harness/pki";
+import { startOriginBasic, stopAll, type StartedRegistry } from "../harness/registries";
+import { REPO_ROOT, sleep } from "../harness/tools";
 import {
-  startCache,
-  startOriginBasic,
-  stopAll,
-  type RegistryConfig,
-  type StartedRegistry,
-} from "../harness/registries";
-import { killGroup, REPO_ROOT, run, sleep } from "../harness/tools";
+  buildProxyBundle,
+  KUIK_NAMESPACE,
+  ORIGIN_CA_WHY,
+  startInstalledCache,
+  startInstalledProxy,
+  type ProxyProcess,
+} from "./installed-workloads";
+
+export { buildProxyBundle, KUIK_NAMESPACE, type ProxyProcess } from "./installed-workloads";
 
 /** The port kuik v1 and kuik use for the node-local proxy. */
 export const DEFAULT_PROXY_PORT = 7439;
-/** kuik's namespace (ignored by the webhook). */
-export const KUIK_NAMESPACE = "kuik-system";
 /** Secret (in {@link KUIK_NAMESPACE}) with the merged origin credentials the watcher maintains for the proxy. */
 export const PROXY_CREDENTIALS_SECRET = "kuik-proxy-credentials";
 /** Name of the dockerconfigjson Secret tests and the demo put in their namespaces for the origin. */
 export const ORIGIN_PULL_SECRET = "origin-pull-secret";
 
-const NODE = join(REPO_ROOT, "node_modules", ".bin", "node");
-const PROXY_BUNDLE = join(REPO_ROOT, "proxy", "dist", "kuik-proxy.mjs");
-const PROXY_BUILD = join(REPO_ROOT, "proxy", "build.mjs");
 const MANIFEST_ACCEPT = [
   "application/vnd.oci.image.index.v1+json",
   "application/vnd.oci.image.manifest.v1+json",
@@ -68,11 +71,14 @@ export interface StackOptions {
   strictProxyPort?: boolean;
   /** Start the proxy (default true; false when proxy/src is missing). */
   proxy?: boolean;
-  /** Extra kuik settings (KUIK_* variables), over {@link kuikEnv}'s. */
+  /**
+   * kuik's settings (KUIK_* variables), installed on both Pepr Deployments by the install's kustomization, with
+   * {@link LOOPBACK_SETTING}`=true`.
+   */
   env?: Record<string, string>;
   /** Module identity, see kuik-module.ts; default "service-account". */
   identity?: "service-account" | "admin";
-  /** LOG_LEVEL of the module; default "info". */
+  /** LOG_LEVEL installed on the Pepr Deployments; default the generated one (info). */
   logLevel?: string;
   /** Called with progress lines (`npm run up` prints them). */
   progress?: (line: string) => void;
@@ -80,22 +86,13 @@ export interface StackOptions {
   tokenDuration?: string;
 }
 
-export interface ProxyProcess {
-  pid: number;
-  port: number;
-  /** Listen addresses, e.g. ["127.0.0.1:7439", "[::1]:7439"]. */
-  listen: string[];
-  opsUrl: string;
-  logFile: string;
-  credentialsFile: string;
-  readonly running: boolean;
-  readLog(): string;
-  stop(): Promise<void>;
-}
-
 export interface Stack {
   dir: string;
   cp: ControlPlane;
+  /** What was applied (rendered manifest and objects). */
+  installation: Installation;
+  /** Every way the local processes differ from the installed objects, with the reason. */
+  overrides: Override[];
   cache: StartedRegistry;
   origin: StartedRegistry;
   module: KuikModule;
@@ -151,7 +148,11 @@ export const LOOPBACK_SKIP_REASON =
   `SKIPPED until the capabilities read ${LOOPBACK_SETTING} (issue #5): the webhook refuses images of 127.0.0.1 ` +
   "registries (loopback-registry), and every local origin is one";
 
-/** kuik's settings for a local stack (names from capabilities/shared/config.ts and watcher-config.ts). */
+/**
+ * kuik's settings for a module running on loopback, all in one map (names from capabilities/shared/config.ts and
+ * watcher-config.ts): what bench/admission.ts installs. The stack itself splits them: settings into the
+ * installation ({@link LOOPBACK_SETTING}), the rest as local overrides.
+ */
 export function kuikEnv(o: {
   cacheUrl: string;
   proxyPort: number;
@@ -171,24 +172,6 @@ export function kuikEnv(o: {
   };
 }
 
-/**
- * With KUIK_ARCHITECTURES set, kuik caches a multi-arch index whole but only those platforms' manifests, and
- * distribution v3 refuses an index whose children are missing unless told which platforms must be there
- * (docs/proxy.md): the cache registry of such an install needs this.
- */
-export function sparseIndexes(architectures: readonly string[]): (config: RegistryConfig) => void {
-  return config => {
-    config.validation = {
-      manifests: {
-        indexes: {
-          platforms: "list",
-          platformlist: architectures.map(architecture => ({ architecture, os: "linux" })),
-        },
-      },
-    };
-  };
-}
-
 /** Whether `port` can be bound on 127.0.0.1 right now. */
 export function portFree(port: number, host = LOOPBACK): Promise<boolean> {
   return new Promise(resolve => {
@@ -197,129 +180,6 @@ export function portFree(port: number, host = LOOPBACK): Promise<boolean> {
     srv.listen({ host, port, exclusive: true }, () => srv.close(() => resolve(true)));
   });
 }
-
-/** Whether this machine has an IPv6 loopback. */
-async function hasIpv6Loopback(): Promise<boolean> {
-  return new Promise(resolve => {
-    const srv = createServer();
-    srv.once("error", () => resolve(false));
-    srv.listen({ host: "::1", port: 0 }, () => srv.close(() => resolve(true)));
-  });
-}
-
-/** Build proxy/dist/kuik-proxy.mjs when missing or older than a proxy source file. */
-export async function buildProxyBundle(): Promise<boolean> {
-  const src = join(REPO_ROOT, "proxy", "src");
-  if (!existsSync(PROXY_BUILD)) return false;
-  const newest = (
-    await run(
-      "find",
-      [src, join(REPO_ROOT, "registry-client", "src"), "-name", "*.ts", "-newer", PROXY_BUNDLE],
-      {
-        timeoutMs: 10_000,
-      },
-    ).catch(() => undefined)
-  )?.stdout.trim();
-  if (existsSync(PROXY_BUNDLE) && !newest) return false;
-  const r = await run(NODE, [PROXY_BUILD], { cwd: REPO_ROOT, timeoutMs: 120_000 });
-  if (r.code !== 0) throw new Error(`proxy build failed:\n${r.stderr || r.stdout}`);
-  return true;
-}
-
-const liveProxies = new Set<ChildProcess>();
-onProcessExit(() => {
-  for (const c of liveProxies) killGroup(c.pid, "SIGKILL");
-});
-
-/** Start the bundled proxy; ready when its /readyz answers 200. */
-export async function startProxy(o: {
-  dir: string;
-  port: number;
-  cacheUrl: string;
-  caFile: string;
-  logLevel?: string;
-  timeoutMs?: number;
-}): Promise<ProxyProcess> {
-  const opsPort = await freePort();
-  const listen = [`${LOOPBACK}:${o.port}`];
-  if (await hasIpv6Loopback()) listen.push(`[::1]:${o.port}`);
-  const credentialsFile = join(o.dir, "proxy-credentials.json");
-  if (!existsSync(credentialsFile)) writeFileSync(credentialsFile, `${JSON.stringify({ auths: {} })}\n`);
-  const logFile = join(o.dir, "proxy.log");
-  const args = [
-    PROXY_BUNDLE,
-    ...listen.flatMap(l => ["--listen", l]),
-    "--ops-listen",
-    `${LOOPBACK}:${opsPort}`,
-    "--cache-registry",
-    o.cacheUrl,
-    "--root-ca",
-    o.caFile,
-    "--credentials-file",
-    credentialsFile,
-    "--credentials-poll-interval",
-    "1s",
-    "--log-level",
-    o.logLevel ?? "info",
-  ];
-  const fd = openSync(logFile, "a");
-  let child: ChildProcess;
-  try {
-    const [c, a] = tiedToParent(NODE, args);
-    child = spawn(c, a, { cwd: REPO_ROOT, stdio: ["ignore", fd, fd], detached: true });
-  } finally {
-    closeSync(fd);
-  }
-  liveProxies.add(child);
-  let alive = child.pid !== undefined;
-  const exited = new Promise<void>(resolve => {
-    const done = (): void => {
-      alive = false;
-      liveProxies.delete(child);
-      resolve();
-    };
-    child.once("exit", done);
-    child.once("error", done);
-  });
-  const readLog = (): string => (existsSync(logFile) ? readFileSync(logFile, "utf8") : "");
-  const stop = async (): Promise<void> => {
-    if (!alive) return;
-    killGroup(child.pid, "SIGTERM");
-    const t = setTimeout(() => killGroup(child.pid, "SIGKILL"), 10_000);
-    await exited;
-    clearTimeout(t);
-  };
-  const opsUrl = `http://${LOOPBACK}:${opsPort}`;
-  const deadline = Date.now() + (o.timeoutMs ?? 20_000);
-  for (;;) {
-    const status = await simpleRequest(`${opsUrl}/readyz`, { timeoutMs: 1000 }).then(
-      r => r.status,
-      () => 0,
-    );
-    if (status === 200) break;
-    if (!alive || Date.now() > deadline) {
-      await stop();
-      throw new Error(
-        `kuik-proxy ${alive ? "not ready in time" : "exited"}; ${logFile}:\n${tailText(readLog(), 20)}`,
-      );
-    }
-    await sleep(50);
-  }
-  return {
-    pid: child.pid ?? 0,
-    port: o.port,
-    listen,
-    opsUrl,
-    logFile,
-    credentialsFile,
-    get running() {
-      return alive;
-    },
-    readLog,
-    stop,
-  };
-}
-
 function tailText(text: string, lines: number): string {
   return text.trim().split("\n").slice(-lines).join("\n");
 }
@@ -330,59 +190,6 @@ function tailFile(file: string, lines: number): string {
   } catch {
     return "(no log)";
   }
-}
-
-/**
- * Keep the proxy's credentials file equal to the Secret the watcher maintains (merged over `seed`), as the kubelet
- * does for a mounted Secret. Returns a stop function.
- */
-export function syncProxyCredentials(
-  cp: ControlPlane,
-  file: string,
-  seed: Record<string, { auth: string }> = {},
-  intervalMs = 2000,
-): () => Promise<void> {
-  let stopped = false;
-  let last = "";
-  const once = async (): Promise<void> => {
-    const r = await cp.kubectl(
-      ["get", "secret", "-n", KUIK_NAMESPACE, PROXY_CREDENTIALS_SECRET, "-o", "json"],
-      {
-        allowFailure: true,
-        timeoutMs: 10_000,
-      },
-    );
-    let auths: Record<string, unknown> = {};
-    if (r.code === 0) {
-      const data = (JSON.parse(r.stdout) as { data?: Record<string, string> }).data ?? {};
-      const value = data[".dockerconfigjson"] ?? Object.values(data)[0];
-      if (value) {
-        try {
-          auths =
-            (JSON.parse(Buffer.from(value, "base64").toString("utf8")) as { auths?: Record<string, unknown> })
-              .auths ?? {};
-        } catch {
-          auths = {};
-        }
-      }
-    }
-    const text = `${JSON.stringify({ auths: { ...seed, ...auths } }, null, 2)}\n`;
-    if (text !== last) {
-      writeFileSync(`${file}.tmp`, text, { mode: 0o600 });
-      await run("mv", ["-f", `${file}.tmp`, file], { timeoutMs: 5000 });
-      last = text;
-    }
-  };
-  const loop = (async () => {
-    while (!stopped) {
-      await once().catch(() => undefined);
-      for (let waited = 0; waited < intervalMs && !stopped; waited += 100) await sleep(100);
-    }
-  })();
-  return async () => {
-    stopped = true;
-    await loop;
-  };
 }
 
 /** A dockerconfigjson `auths` entry. */
@@ -429,9 +236,47 @@ export async function waitFor<T>(
   }
 }
 
+/** The module's local values: endpoints and ports that only make sense on this machine. */
+function moduleOverrides(o: {
+  cacheHost: string;
+  caFile: string;
+  metricsPort: number;
+  proxyPort: number;
+}): Record<string, LocalSetting> {
+  return {
+    KUIK_REGISTRY_ENDPOINT: {
+      value: o.cacheHost,
+      why: "the cache registry's Service name: the local cache registry",
+    },
+    KUIK_ROOT_CERTIFICATE_AUTHORITIES: { value: o.caFile, why: ORIGIN_CA_WHY },
+    KUIK_METRICS_PORT: {
+      value: String(o.metricsPort),
+      why: "every process shares this host's ports: a free port",
+    },
+    ...(o.proxyPort === DEFAULT_PROXY_PORT
+      ? {}
+      : {
+          KUIK_PROXY_HOST_PORT: { value: String(o.proxyPort), why: "the local proxy's port (7439 is taken)" },
+        }),
+  };
+}
+
+/** Settle both, then throw the first failure (after both have been handed to `keep`, so `stop()` reaches them). */
+async function bothOrThrow<A, B>(
+  a: Promise<A>,
+  b: Promise<B>,
+  keep: (a?: A, b?: B) => void,
+): Promise<[A, B]> {
+  const [ra, rb] = await Promise.allSettled([a, b]);
+  keep(ra.status === "fulfilled" ? ra.value : undefined, rb.status === "fulfilled" ? rb.value : undefined);
+  if (ra.status === "rejected") throw ra.reason;
+  if (rb.status === "rejected") throw rb.reason;
+  return [ra.value, rb.value];
+}
+
 /**
- * Start everything. Steps run in parallel where they can: the module build, the proxy build, the control plane
- * and the registries; then the module and the proxy.
+ * Start everything. Steps run in parallel where they can: the module and proxy builds, the control plane and the
+ * origin; then the installation; then the cache registry; then the module and the proxy.
  */
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const t0 = Date.now();
@@ -470,13 +315,10 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       if (opts.strictProxyPort) throw new Error(`port ${proxyPort} is in use (is \`npm run up\` running?)`);
       proxyPort = await freePort();
     }
-    // Only some platforms of an index cached: the cache registry must accept the partial index.
-    const architectures = (opts.env?.KUIK_ARCHITECTURES ?? "")
-      .split(",")
-      .map(a => a.trim())
-      .filter(Boolean);
-    say("building the module (skipped when up to date), starting the control plane and registries");
-    const [build, , c, reg] = await Promise.all([
+    say(
+      "building the module and the proxy (skipped when up to date), starting the control plane and the origin",
+    );
+    const [build, , c, o] = await Promise.all([
       timed("moduleBuild", buildModule()),
       withProxy ? timed("proxyBuild", buildProxyBundle()) : Promise.resolve(false),
       timed(
@@ -486,129 +328,168 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
           ...(opts.kubeconfigPath ? { kubeconfigPath: opts.kubeconfigPath } : {}),
         }),
       ),
-      timed(
-        "registries",
-        Promise.all([
-          startCache({
-            name: "kuik-cache",
-            logLevel: "warn",
-            ...(architectures.length > 0 ? { configPatch: sparseIndexes(architectures) } : {}),
-          }),
-          startOriginBasic({ name: "origin", logLevel: "warn" }),
-        ]),
-      ),
+      timed("origin", startOriginBasic({ name: "origin", logLevel: "warn" })),
     ]);
     cp = c;
-    [cache, origin] = reg;
-    const pki = await harnessPki();
-    say(`control plane ${cp.version} ready in ${timings.controlPlane} ms; starting kuik's module`);
-    const metricsPort = await freePort();
-    module = await timed(
-      "module",
-      startKuikModule(cp, {
-        dir: join(dir, "module"),
-        build: false,
-        identity: opts.identity ?? "service-account",
-        logLevel: opts.logLevel ?? "info",
-        tokenDuration: opts.tokenDuration ?? "24h",
-        env: {
-          ...kuikEnv({ cacheUrl: cache.url, proxyPort, caFile: pki.caFile, metricsPort }),
-          ...opts.env,
-        },
-      }),
-    );
-    if (withProxy) {
-      say("starting the proxy");
-      const proxyDir = join(dir, "proxy");
-      mkdirSync(proxyDir, { recursive: true });
-      proxy = await timed(
-        "proxy",
-        startProxy({ dir: proxyDir, port: proxyPort, cacheUrl: cache.url, caFile: pki.caFile }),
-      );
-      stopSync = syncProxyCredentials(cp, proxy.credentialsFile);
-    }
-    timings.total = Date.now() - t0;
-
-    const cpx = cp;
-    const cachex = cache;
-    const originx = origin;
-    const modx = module;
-    const proxyx = proxy;
-    const cacheRepository = (repo: string): string => cacheRepositoryOf(originx.host, repo);
-    const diagnostics = (lines = 25): string => {
-      const parts: string[] = [];
-      const add = (name: string, file: string): void => {
-        parts.push(`--- ${name} (${file}) ---\n${tailFile(file, lines)}`);
-      };
-      add("admission", modx.admission.logFile);
-      add("watcher", modx.watcher.logFile);
-      if (proxyx) add("proxy", proxyx.logFile);
-      add("cache registry", cachex.logFile);
-      for (const p of cpx.processes) if (p.name !== "etcd") add(p.name, p.logFile);
-      return parts.join("\n");
+    origin = o;
+    say(`control plane ${cp.version} ready in ${timings.controlPlane} ms; installing kuik from deploy/`);
+    const moduleSettings = {
+      [LOOPBACK_SETTING]: "true",
+      ...(opts.logLevel ? { LOG_LEVEL: opts.logLevel } : {}),
+      ...opts.env,
     };
-    return {
+    const installation = await timed(
+      "install",
+      installKuik(cp, { dir: join(dir, "install"), moduleSettings }),
+    );
+    say(
+      `installed ${installation.objects.length} objects (kubectl apply --server-side -f ${installation.file}); ` +
+        "starting the cache registry, the module and the proxy from them",
+    );
+    const installedCache = await timed("cache", startInstalledCache(cp, join(dir, "cache")));
+    cache = installedCache.registry;
+    const { caFile } = await harnessPki();
+    const [m, p] = await bothOrThrow(
+      timed(
+        "module",
+        startKuikModule(cp, {
+          dir: join(dir, "module"),
+          installation,
+          build: false,
+          identity: opts.identity ?? "service-account",
+          tokenDuration: opts.tokenDuration ?? "24h",
+          overrides: moduleOverrides({
+            cacheHost: cache.host,
+            caFile,
+            metricsPort: await freePort(),
+            proxyPort,
+          }),
+        }),
+      ),
+      withProxy
+        ? timed(
+            "proxy",
+            startInstalledProxy(cp, {
+              dir: join(dir, "proxy"),
+              port: proxyPort,
+              cacheUrl: cache.url,
+              caFile,
+            }),
+          )
+        : Promise.resolve(undefined),
+      (mm, pp) => {
+        module = mm;
+        proxy = pp?.proxy;
+        stopSync = pp?.stopSync;
+      },
+    );
+    const overrides = [...installedCache.overrides, ...m.overrides, ...(p?.overrides ?? [])];
+    const lines = formatOverrides(overrides);
+    writeFileSync(join(dir, "overrides.txt"), `${lines.join("\n")}\n`);
+    say(`${overrides.length} local overrides of the installed objects (${join(dir, "overrides.txt")}):`);
+    for (const l of lines) say(`  ${l}`);
+    timings.total = Date.now() - t0;
+    return assemble({
       dir,
-      cp: cpx,
-      cache: cachex,
-      origin: originx,
-      module: modx,
-      proxy: proxyx,
+      cp,
+      installation,
+      overrides,
+      cache,
+      origin,
+      module: m,
+      proxy,
       proxyPort,
       build,
       timings,
-      kubectl: cpx.kubectl,
-      kubectlJson: cpx.kubectlJson,
-      pushToOrigin: async (spec, repo, tag, format = "oci") =>
-        pushImage(await buildImage(spec), originx, { repo, tag, format }),
-      proxyImage: image => {
-        const slash = image.indexOf("/");
-        return `localhost:${proxyPort}/${image.slice(0, slash).replace(":", "-")}${image.slice(slash)}`;
-      },
-      cacheRepository,
-      cacheDigest: async (repo, ref) => {
-        const r = await simpleRequest(`${cachex.url}/v2/${cacheRepository(repo)}/manifests/${ref}`, {
-          headers: { accept: MANIFEST_ACCEPT },
-        });
-        if (r.status !== 200) return undefined;
-        return `sha256:${createHash("sha256").update(r.body).digest("hex")}`;
-      },
-      cachedImageName: image => cachedImageName(image),
-      getCachedImage: async name => {
-        const r = await cpx.kubectl(["get", "cachedimages.kuik.enix.io", name, "-o", "json"], {
-          allowFailure: true,
-        });
-        if (r.code !== 0) {
-          if (/NotFound|not found/.test(r.stderr)) return undefined;
-          throw new Error(r.stderr);
-        }
-        return JSON.parse(r.stdout) as KubeObject;
-      },
-      namespaceWithPullSecret: async ns => {
-        await cpx.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name: ns } });
-        const config = {
-          auths: { [originx.host]: authEntry(originx.username ?? "", originx.password ?? "") },
-        };
-        await cpx.apply({
-          apiVersion: "v1",
-          kind: "Secret",
-          type: "kubernetes.io/dockerconfigjson",
-          metadata: { name: ORIGIN_PULL_SECRET, namespace: ns },
-          data: { ".dockerconfigjson": Buffer.from(JSON.stringify(config)).toString("base64") },
-        });
-        // the ServiceAccount admission plugin refuses Pods until the controller manager made `default`
-        await waitFor(`ServiceAccount ${ns}/default`, async () => {
-          const r = await cpx.kubectl(["get", "serviceaccount", "default", "-n", ns], { allowFailure: true });
-          return r.code === 0;
-        });
-      },
-      diagnostics,
       stop,
-    };
+    });
   } catch (e) {
     await stop();
     throw e;
   }
+}
+
+/** The {@link Stack} handle over started parts. */
+function assemble(
+  s: Pick<
+    Stack,
+    | "dir"
+    | "cp"
+    | "installation"
+    | "overrides"
+    | "cache"
+    | "origin"
+    | "module"
+    | "proxy"
+    | "proxyPort"
+    | "build"
+    | "timings"
+    | "stop"
+  >,
+): Stack {
+  const { cp, cache, origin, module, proxy, proxyPort } = s;
+  const cacheRepository = (repo: string): string => cacheRepositoryOf(origin.host, repo);
+  const diagnostics = (lines = 25): string => {
+    const parts: string[] = [];
+    const add = (name: string, file: string): void => {
+      parts.push(`--- ${name} (${file}) ---\n${tailFile(file, lines)}`);
+    };
+    add("admission", module.admission.logFile);
+    add("watcher", module.watcher.logFile);
+    if (proxy) add("proxy", proxy.logFile);
+    add("cache registry", cache.logFile);
+    for (const p of cp.processes) if (p.name !== "etcd") add(p.name, p.logFile);
+    return parts.join("\n");
+  };
+  return {
+    ...s,
+    kubectl: cp.kubectl,
+    kubectlJson: cp.kubectlJson,
+    pushToOrigin: async (spec, repo, tag, format = "oci") =>
+      pushImage(await buildImage(spec), origin, { repo, tag, format }),
+    proxyImage: image => {
+      const slash = image.indexOf("/");
+      return `localhost:${proxyPort}/${image.slice(0, slash).replace(":", "-")}${image.slice(slash)}`;
+    },
+    cacheRepository,
+    cacheDigest: async (repo, ref) => {
+      const r = await simpleRequest(`${cache.url}/v2/${cacheRepository(repo)}/manifests/${ref}`, {
+        headers: { accept: MANIFEST_ACCEPT },
+      });
+      if (r.status !== 200) return undefined;
+      return `sha256:${createHash("sha256").update(r.body).digest("hex")}`;
+    },
+    cachedImageName: image => cachedImageName(image),
+    getCachedImage: async name => {
+      const r = await cp.kubectl(["get", "cachedimages.kuik.enix.io", name, "-o", "json"], {
+        allowFailure: true,
+      });
+      if (r.code !== 0) {
+        if (/NotFound|not found/.test(r.stderr)) return undefined;
+        throw new Error(r.stderr);
+      }
+      return JSON.parse(r.stdout) as KubeObject;
+    },
+    namespaceWithPullSecret: async ns => {
+      await cp.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name: ns } });
+      const config = {
+        auths: { [origin.host]: authEntry(origin.username ?? "", origin.password ?? "") },
+      };
+      await cp.apply({
+        apiVersion: "v1",
+        kind: "Secret",
+        type: "kubernetes.io/dockerconfigjson",
+        metadata: { name: ORIGIN_PULL_SECRET, namespace: ns },
+        data: { ".dockerconfigjson": Buffer.from(JSON.stringify(config)).toString("base64") },
+      });
+      // the ServiceAccount admission plugin refuses Pods until the controller manager made `default`
+      await waitFor(`ServiceAccount ${ns}/default`, async () => {
+        const r = await cp.kubectl(["get", "serviceaccount", "default", "-n", ns], { allowFailure: true });
+        return r.code === 0;
+      });
+    },
+    diagnostics,
+  };
 }
 
 /** The Pods of a namespace matching a label selector. */

@@ -1,18 +1,22 @@
 /**
- * kuik's built Pepr module running against a local control plane (control-plane.ts) as two local processes, the
- * way Pepr's Deployments run it in a cluster (pepr-notes §6, §7.2):
+ * kuik's built Pepr module running against a local control plane (control-plane.ts) as two local processes, started
+ * from the installed Deployments the way Pepr's controller image starts them (pepr-notes §6, §7.2):
  *
  * 1. build: `scripts/build-module.sh` when it exists, else `npx pepr build`; skipped when the inputs (pepr.ts,
  *    package.json, capabilities/, registry-client/src/) did not change since the last build ({@link buildModule});
- * 2. cluster objects: our CRDs (deploy/crds), Pepr's PeprStore CRD, and from `dist/pepr-module-kuik.yaml` the
- *    Namespace, RBAC, ServiceAccount and webhook configurations, the webhooks rewritten to
- *    `clientConfig.url: https://127.0.0.1:<admission port>/mutate/<api path>` with the harness CA as `caBundle`
- *    (the module serves the harness loopback certificate). The Deployments, Services and module/TLS Secrets are
- *    skipped: the module runs here;
- * 3. `dist/pepr-kuik.js` twice: admission (`PEPR_WATCH_MODE=false`) and watcher (`PEPR_WATCH_MODE=true`), on
- *    their own ports (`KUIK_PEPR_PORT`), authenticated as kuik's ServiceAccount with a token from the TokenRequest
- *    API, so the generated RBAC is exercised for real (`identity: "admin"` uses the admin certificate instead).
- *    Ready when `/healthz` answers 200 on both.
+ * 2. install: everything of deploy/ with the built module (kuik-install.ts), unless the caller installed already;
+ * 3. per Deployment (`pepr.dev/controller=admission|watcher`), what its container's
+ *    `node_modules/pepr/dist/controller.js <hash>` does: apply Pepr's PeprStore CRD as the module's identity, take
+ *    `module-<hash>.js.gz` from the installed module Secret (the `/app/load` mount), check its sha256 against the
+ *    hash, write `module-<hash>.js` into an `app/` dir (with `node_modules` linked, as in the image) and run it with
+ *    the container's environment. Overridden, and listed in {@link KuikModule.overrides}: the identity (`KUBECONFIG`:
+ *    a TokenRequest token of the Deployment's ServiceAccount, so the generated RBAC is exercised for real), the
+ *    port (`KUIK_PEPR_PORT`), the serving certificate (`SSL_*_PATH`: the harness loopback certificate),
+ *    `PEPR_API_PATH` (the value of the mounted api-path Secret) and whatever the caller passes (endpoints);
+ * 4. the installed webhook configurations keep everything but `clientConfig`, repointed by a JSON patch from the
+ *    Service to `https://127.0.0.1:<admission port><path>` with the harness CA as `caBundle`.
+ *
+ * Ready when `/healthz` answers 200 on both.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -25,12 +29,26 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from "node:fs";
 import { request as httpsRequest } from "node:https";
 import { join, relative } from "node:path";
+import { gunzipSync } from "node:zlib";
 import { keepTemp, makeTempDir, onProcessExit, removeTempDir, tiedToParent } from "./cleanup";
-import type { ControlPlane, KubeObject } from "./control-plane";
+import type { ControlPlane } from "./control-plane";
+import {
+  containerEnv,
+  installedWorkload,
+  installKuik,
+  mainContainer,
+  mountedFiles,
+  objectRef,
+  type Container,
+  type Installation,
+  type Override,
+  type Workload,
+} from "./kuik-install";
 import { freePort, LOOPBACK } from "./net";
 import { harnessPki } from "./pki";
 import { killGroup, REPO_ROOT, run, sleep } from "./tools";
@@ -47,17 +65,7 @@ const MANIFEST = join(DIST, `pepr-module-${MODULE_UUID}.yaml`);
 const STAMP = join(DIST, ".kuik-build-stamp");
 const NODE = join(REPO_ROOT, "node_modules", ".bin", "node");
 
-/** Kinds of the generated YAML that make sense with the module running as local processes. */
-const CLUSTER_KINDS = new Set([
-  "Namespace",
-  "ClusterRole",
-  "ClusterRoleBinding",
-  "Role",
-  "RoleBinding",
-  "ServiceAccount",
-  "MutatingWebhookConfiguration",
-  "ValidatingWebhookConfiguration",
-]);
+export { parseJsonStream, readManifest } from "./kuik-install";
 
 /** Pepr's PeprStore CRD, as `runtime/controller.ts` applies it at pod start (pepr 1.1.4 `lib/assets/store.ts`). */
 export const PEPR_STORE_CRD = {
@@ -182,8 +190,10 @@ export async function buildModule(opts: { force?: boolean; timeoutMs?: number } 
 // ---------------------------------------------------------------------------------------------------------------
 // processes
 
+export type Role = "admission" | "watcher";
+
 export interface ModuleProcess {
-  role: "admission" | "watcher";
+  role: Role;
   pid: number;
   port: number;
   logFile: string;
@@ -191,21 +201,34 @@ export interface ModuleProcess {
   readLog(): string;
 }
 
+/** A local value replacing (or adding) an environment variable of the installed containers, with the reason. */
+export interface LocalSetting {
+  value: string;
+  why: string;
+}
+
 export interface KuikModuleOptions {
-  /** Directory for certs, kubeconfig and logs; default a new temp dir (removed on stop). */
+  /** Directory for the app dir, kubeconfig and logs; default a new temp dir (removed on stop). */
   dir?: string;
-  /** kuik's settings (capabilities/shared/config.ts `ENV`, watcher-config.ts `WATCHER_ENV`), merged last. */
+  /**
+   * kuik's settings (capabilities/shared/config.ts `ENV`, watcher-config.ts `WATCHER_ENV`) installed on both
+   * Deployments when this call installs (no `installation`).
+   */
   env?: Record<string, string>;
+  /** An installation of kuik-install.ts to start from; default: install here (with `env` and `logLevel`). */
+  installation?: Installation;
+  /** Local values of environment variables (endpoints, ports), each recorded as an override. */
+  overrides?: Record<string, LocalSetting>;
   /** Run the build first (skipped when up to date); default true. */
   build?: boolean;
   /**
-   * Who the module is: `service-account` (default) uses a TokenRequest token of kuik's ServiceAccount, so only the
-   * generated RBAC applies; `admin` uses the control plane's admin certificate.
+   * Who the module is: `service-account` (default) uses a TokenRequest token of the Deployments' ServiceAccount, so
+   * only the generated RBAC applies; `admin` uses the control plane's admin certificate.
    */
   identity?: "service-account" | "admin";
   /** Lifetime of the ServiceAccount token; default "24h". */
   tokenDuration?: string;
-  /** LOG_LEVEL of both processes; default "info". */
+  /** LOG_LEVEL installed on both Deployments when this call installs; default the generated one. */
   logLevel?: string;
   /** Fixed ports; default free ones. */
   admissionPort?: number;
@@ -216,7 +239,7 @@ export interface KuikModuleOptions {
 
 export interface KuikModule {
   dir: string;
-  /** The webhook path secret (PEPR_API_PATH). */
+  /** The webhook path secret (the installed api-path Secret). */
   apiPath: string;
   /** The webhook URL the API server calls. */
   webhookUrl: string;
@@ -225,13 +248,16 @@ export interface KuikModule {
   /** Kubeconfig the module processes use. */
   kubeconfig: string;
   identity: "service-account" | "admin";
-  /** The environment given to both processes (without the inherited one). */
+  /** The admission process's environment (the installed one with the overrides; nothing inherited). */
   env: Record<string, string>;
+  /** What the local processes do differently from the installed objects. */
+  overrides: Override[];
+  installation: Installation;
   build: BuildResult | undefined;
-  /** Milliseconds from start to both /healthz answering (build included). */
+  /** Milliseconds from start to both /healthz answering (build and install included). */
   startupMs: number;
   /** Restart one process (same port, same env), e.g. after a crash or to pick up a new token. */
-  restart(role: "admission" | "watcher"): Promise<void>;
+  restart(role: Role): Promise<void>;
   /** Stop both processes (SIGTERM, SIGKILL after 10 s); removes the temp dir when it is ours. Idempotent. */
   stop(): Promise<void>;
 }
@@ -257,31 +283,72 @@ function healthz(port: number, ca: Buffer): Promise<number> {
   });
 }
 
-/** The objects of a multi-document YAML file, parsed by kubectl (client-side dry run: no YAML library needed). */
-export async function readManifest(cp: ControlPlane, file: string): Promise<KubeObject[]> {
-  const r = await cp.kubectl(["create", "--dry-run=client", "-o", "json", "-f", file]);
-  return parseJsonStream(r.stdout).flatMap(o => (o.kind === "List" ? (o.items ?? []) : [o]));
+/** The environment every local process gets besides its container's: enough to find binaries. */
+export function baseProcessEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const k of ["PATH", "HOME", "LANG", "TMPDIR"]) {
+    const v = process.env[k];
+    if (v !== undefined) env[k] = v;
+  }
+  return env;
 }
 
-/** Parse concatenated JSON documents (what `kubectl … -o json` prints for several objects). */
-export function parseJsonStream(text: string): KubeObject[] {
-  const out: KubeObject[] = [];
-  let depth = 0;
-  let start = -1;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (inString) {
-      if (c === "\\") i++;
-      else if (c === '"') inString = false;
-    } else if (c === '"') inString = true;
-    else if (c === "{") {
-      if (depth++ === 0) start = i;
-    } else if (c === "}" && --depth === 0) {
-      out.push(JSON.parse(text.slice(start, i + 1)) as KubeObject);
-    }
+/**
+ * What `controller.js <hash>` does before running the module: check the hash, take `module-<hash>.js.gz` from the
+ * `/app/load` mount (the module Secret), check the content's sha256, write `<appDir>/module-<hash>.js`. Returns
+ * its path. `app/` gets the image's layout: `node_modules` (ours, linked) and a CommonJS package.json.
+ */
+async function unpackModule(cp: ControlPlane, w: Workload, c: Container, appDir: string): Promise<string> {
+  const [controller, hash] = c.args ?? [];
+  if (!controller?.endsWith("/pepr/dist/controller.js") || !hash || !/^[a-f0-9]{64}$/.test(hash)) {
+    throw new Error(`${objectRef(w)}: args ${JSON.stringify(c.args)} are not Pepr's controller.js <sha256>`);
   }
-  return out;
+  const files = await mountedFiles(cp, w, c, "/app/load");
+  const gz = files.get(`/app/load/module-${hash}.js.gz`);
+  if (!gz) throw new Error(`${objectRef(w)}: no module-${hash}.js.gz in the module Secret`);
+  const code = gunzipSync(gz);
+  const actual = createHash("sha256").update(code).digest("hex");
+  if (actual !== hash) throw new Error(`${objectRef(w)}: module hash ${actual}, Deployment says ${hash}`);
+  mkdirSync(appDir, { recursive: true });
+  const file = join(appDir, `module-${hash}.js`);
+  writeFileSync(file, code);
+  // /app of the controller image: its package.json is not an ES module one (ours is), node_modules beside
+  writeFileSync(join(appDir, "package.json"), `${JSON.stringify({ type: "commonjs" })}\n`);
+  if (!existsSync(join(appDir, "node_modules")))
+    symlinkSync(join(REPO_ROOT, "node_modules"), join(appDir, "node_modules"));
+  return file;
+}
+
+/** controller.js's first step: server-side apply the PeprStore CRD with force, as the module's identity. */
+async function applyStoreCrd(cp: ControlPlane, kubeconfig: string): Promise<void> {
+  await cp.kubectl(["apply", "--server-side", "--force-conflicts", "--field-manager=pepr", "-f", "-"], {
+    input: JSON.stringify(PEPR_STORE_CRD),
+    kubeconfig,
+  });
+  await cp.kubectl([
+    "wait",
+    "--for=condition=Established",
+    "--timeout=60s",
+    `crd/${PEPR_STORE_CRD.metadata.name}`,
+  ]);
+}
+
+/** The kubeconfig of the module: a TokenRequest token of `sa` (namespace `ns`), or the admin's. */
+async function moduleKubeconfig(
+  cp: ControlPlane,
+  dir: string,
+  identity: "service-account" | "admin",
+  ns: string,
+  sa: string,
+  duration: string,
+): Promise<string> {
+  if (identity === "admin") return cp.kubeconfig;
+  const token = await cp.kubectl(["create", "token", sa, "-n", ns, `--duration=${duration}`]);
+  return cp.writeTokenKubeconfig(
+    join(dir, "module.kubeconfig"),
+    `system:serviceaccount:${ns}:${sa}`,
+    token.stdout.trim(),
+  );
 }
 
 interface WebhookClientConfig {
@@ -291,141 +358,164 @@ interface WebhookClientConfig {
 }
 
 /**
- * Apply kuik's CRDs, the PeprStore CRD and the cluster objects of the built module YAML, with the webhooks pointed
- * at `https://127.0.0.1:<admissionPort>`. Returns the api path.
+ * Repoint every webhook of the installed webhook configurations from its Service to the local admission process
+ * (JSON patch of `clientConfig` only). Returns the mutating webhook's URL and the overrides.
  */
-export async function applyModuleObjects(
+async function repointWebhooks(
   cp: ControlPlane,
-  admissionPort: number,
+  installation: Installation,
+  port: number,
   caPem: string,
-): Promise<{ apiPath: string; webhookUrl: string; objects: KubeObject[] }> {
-  const crdDir = join(REPO_ROOT, "deploy", "crds");
-  await cp.kubectl(["apply", "--server-side", "-f", crdDir]);
-  await cp.apply(PEPR_STORE_CRD);
-  const crdNames = [
-    "peprstores.pepr.dev",
-    ...(await readManifest(cp, crdDir)).map(o => o.metadata?.name ?? "").filter(Boolean),
-  ];
-  await cp.kubectl([
-    "wait",
-    "--for=condition=Established",
-    "--timeout=60s",
-    ...crdNames.map(n => `crd/${n}`),
-  ]);
-
-  const all = await readManifest(cp, MANIFEST);
-  const secret = all.find(o => o.kind === "Secret" && o.metadata?.name === `pepr-${MODULE_UUID}-api-path`);
-  const encoded = (secret?.data as { value?: string } | undefined)?.value;
-  if (!encoded) throw new Error(`${MANIFEST}: no pepr-${MODULE_UUID}-api-path Secret`);
-  const apiPath = Buffer.from(encoded, "base64").toString("utf8").trim();
-  const caBundle = Buffer.from(caPem).toString("base64");
-  let webhookUrl = "";
-  const objects = all
-    .filter(o => CLUSTER_KINDS.has(o.kind ?? ""))
-    .map(o => {
-      if (!/WebhookConfiguration$/.test(o.kind ?? "")) return o;
-      const webhooks = (o.webhooks ?? []) as Array<{ clientConfig: WebhookClientConfig }>;
-      for (const w of webhooks) {
-        const path =
-          w.clientConfig.service?.path ??
-          `/${o.kind === "MutatingWebhookConfiguration" ? "mutate" : "validate"}/${apiPath}`;
-        const url = `https://${LOOPBACK}:${admissionPort}${path}`;
-        if (o.kind === "MutatingWebhookConfiguration") webhookUrl = url;
-        w.clientConfig = { url, caBundle };
-      }
-      return o;
+): Promise<{ url: string; overrides: Override[] }> {
+  const overrides: Override[] = [];
+  let url = "";
+  const configs = installation.objects.filter(o =>
+    /^(Mutating|Validating)WebhookConfiguration$/.test(o.kind ?? ""),
+  );
+  for (const o of configs) {
+    const kind = String(o.kind).toLowerCase();
+    const live = await cp.kubectlJson(["get", kind, String(o.metadata?.name)]);
+    const webhooks = (live.webhooks ?? []) as Array<{ name: string; clientConfig: WebhookClientConfig }>;
+    const ops = webhooks.map((w, i) => {
+      const svc = w.clientConfig.service;
+      if (!svc?.path) throw new Error(`${objectRef(o)}: webhook ${w.name} has no service path`);
+      const local = `https://${LOOPBACK}:${port}${svc.path}`;
+      if (o.kind === "MutatingWebhookConfiguration") url = local;
+      overrides.push({
+        object: objectRef(o),
+        setting: `webhooks[${i}].clientConfig`,
+        installed: `service ${svc.namespace}/${svc.name}:${svc.port ?? 443}${svc.path}`,
+        local,
+        why: "a Service has no endpoints without a kubelet: the local admission process (caBundle: the harness CA)",
+      });
+      const clientConfig = { url: local, caBundle: Buffer.from(caPem).toString("base64") };
+      return { op: "replace", path: `/webhooks/${i}/clientConfig`, value: clientConfig };
     });
-  await cp.apply(objects);
-  return { apiPath, webhookUrl, objects };
+    await cp.kubectl(["patch", kind, String(o.metadata?.name), "--type=json", "-p", JSON.stringify(ops)]);
+  }
+  if (!url) throw new Error("the installation has no MutatingWebhookConfiguration");
+  return { url, overrides };
 }
 
-/** Create (or reuse) kuik's namespace. */
-async function ensureNamespace(cp: ControlPlane, name: string): Promise<void> {
-  await cp.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name } });
+interface RoleSetup {
+  workload: Workload;
+  container: Container;
+  script: string;
+  env: Record<string, string>;
+  overrides: Override[];
 }
 
-/** package.json `pepr.env`: copied into both Deployments by Pepr, so into both processes here. */
-function peprEnv(): Record<string, string> {
-  const pkg = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as {
-    pepr?: { env?: Record<string, string> };
+/** The container's environment with the local values, each recorded as an override. */
+async function roleSetup(
+  cp: ControlPlane,
+  w: Workload,
+  o: { dir: string; port: number; kubeconfig: string; identity: string; extra: Record<string, LocalSetting> },
+): Promise<RoleSetup> {
+  const c = mainContainer(w);
+  const script = await unpackModule(cp, w, c, join(o.dir, "app"));
+  const installed = containerEnv(c);
+  const env = { ...installed };
+  const overrides: Override[] = [];
+  const set = (setting: string, local: string, why: string): void => {
+    overrides.push({ object: objectRef(w), setting, installed: installed[setting], local, why });
+    env[setting] = local;
   };
-  const env = { ...pkg.pepr?.env };
-  delete env.PEPR_WATCH_MODE;
-  return env;
+  const spec = w.spec.template.spec;
+  set(
+    "KUBECONFIG",
+    o.kubeconfig,
+    o.identity === "admin"
+      ? "identity admin: the control plane's admin certificate"
+      : `no kubelet to mount a token: a TokenRequest token of ServiceAccount ${w.metadata?.namespace}/` +
+          `${spec.serviceAccountName}, so its RBAC applies`,
+  );
+  const containerPort = c.ports?.[0]?.containerPort ?? 3000;
+  set(
+    "KUIK_PEPR_PORT",
+    String(o.port),
+    `containerPort ${containerPort}: every process shares this host's ports`,
+  );
+  const pki = await harnessPki();
+  const certs = spec.volumes?.find(
+    v => v.name === c.volumeMounts?.find(m => m.mountPath === "/etc/certs")?.name,
+  );
+  const tlsWhy = `Secret ${certs?.secret?.secretName ?? "?"} (/etc/certs) is for the Service name; the webhook is called at 127.0.0.1`;
+  set("SSL_CERT_PATH", pki.serverCert, tlsWhy);
+  set("SSL_KEY_PATH", pki.serverKey, tlsWhy);
+  if (c.volumeMounts?.some(m => m.mountPath === "/app/api-path")) {
+    const value = (await mountedFiles(cp, w, c, "/app/api-path")).get("/app/api-path/value");
+    if (!value) throw new Error(`${objectRef(w)}: the api-path Secret has no value`);
+    set(
+      "PEPR_API_PATH",
+      value.toString("utf8").trim(),
+      "Pepr reads /app/api-path/value (mounted Secret): its value",
+    );
+  }
+  for (const [name, s] of Object.entries(o.extra)) set(name, s.value, s.why);
+  return { workload: w, container: c, script, env, overrides };
 }
 
 /**
- * Build (if needed), install and start kuik's module against `cp`. Always `await stop()` it (before the control
- * plane's stop()).
+ * Build (if needed), install (unless given an installation) and start kuik's module against `cp`. Always
+ * `await stop()` it (before the control plane's stop()).
  */
 export async function startKuikModule(cp: ControlPlane, opts: KuikModuleOptions = {}): Promise<KuikModule> {
   const started = Date.now();
   const ownDir = !opts.dir;
   const dir = opts.dir ?? makeTempDir("kuik-module");
-  mkdirSync(dir, { recursive: true });
   const logsDir = join(dir, "logs");
   mkdirSync(logsDir, { recursive: true });
   const build = opts.build === false ? undefined : await buildModule();
-  const bundle = moduleBundle();
-  if (!bundle) throw new Error(`no dist/pepr-${MODULE_UUID}.cjs or .js: build the module first`);
-
-  const pki = await harnessPki();
-  const caPem = readFileSync(pki.caFile, "utf8");
-  const admissionPort = opts.admissionPort ?? (await freePort());
-  const watcherPort = opts.watcherPort ?? (await freePort());
-  const { apiPath, webhookUrl } = await applyModuleObjects(cp, admissionPort, caPem);
-  const userEnv = opts.env ?? {};
-  await ensureNamespace(cp, userEnv.KUIK_NAMESPACE ?? "kuik-system");
-
-  const identity = opts.identity ?? "service-account";
-  let kubeconfig = cp.kubeconfig;
-  if (identity === "service-account") {
-    const token = await cp.kubectl([
-      "create",
-      "token",
-      MODULE_SERVICE_ACCOUNT,
-      "-n",
-      PEPR_NAMESPACE,
-      `--duration=${opts.tokenDuration ?? "24h"}`,
-    ]);
-    kubeconfig = cp.writeTokenKubeconfig(
-      join(dir, "module.kubeconfig"),
-      `system:serviceaccount:${PEPR_NAMESPACE}:${MODULE_SERVICE_ACCOUNT}`,
-      token.stdout.trim(),
-    );
-  }
-
-  const baseEnv: Record<string, string> = {
-    ...peprEnv(),
-    PEPR_API_PATH: apiPath,
-    SSL_KEY_PATH: pki.serverKey,
-    SSL_CERT_PATH: pki.serverCert,
-    KUBECONFIG: kubeconfig,
-    LOG_LEVEL: opts.logLevel ?? "info",
-    PEPR_PRETTY_LOGS: "false",
-    ...userEnv,
+  const installation =
+    opts.installation ??
+    (await installKuik(cp, {
+      dir: join(dir, "install"),
+      moduleSettings: { ...(opts.logLevel ? { LOG_LEVEL: opts.logLevel } : {}), ...opts.env },
+    }));
+  const ca = readFileSync((await harnessPki()).caFile);
+  const ports: Record<Role, number> = {
+    admission: opts.admissionPort ?? (await freePort()),
+    watcher: opts.watcherPort ?? (await freePort()),
   };
-  const ca = Buffer.from(caPem);
+  const roles = ["admission", "watcher"] as const;
+  const [wa, ww] = await Promise.all(
+    roles.map(r => installedWorkload(cp, "deployment", PEPR_NAMESPACE, `pepr.dev/controller=${r}`)),
+  );
+  if (!wa || !ww) throw new Error("no Pepr Deployments installed");
+  const sa = wa.spec.template.spec.serviceAccountName ?? "default";
+  const identity = opts.identity ?? "service-account";
+  const kubeconfig = await moduleKubeconfig(
+    cp,
+    dir,
+    identity,
+    PEPR_NAMESPACE,
+    sa,
+    opts.tokenDuration ?? "24h",
+  );
+  await applyStoreCrd(cp, kubeconfig);
+  const common = { dir, kubeconfig, identity, extra: opts.overrides ?? {} };
+  const setups: Record<Role, RoleSetup> = {
+    admission: await roleSetup(cp, wa, { ...common, port: ports.admission }),
+    watcher: await roleSetup(cp, ww, { ...common, port: ports.watcher }),
+  };
 
   interface Proc extends ModuleProcess {
     child: ChildProcess;
     exited: Promise<void>;
     alive: boolean;
   }
-  const procs = new Map<"admission" | "watcher", Proc>();
-  const ports = { admission: admissionPort, watcher: watcherPort };
+  const procs = new Map<Role, Proc>();
 
-  const launch = (role: "admission" | "watcher"): Proc => {
+  const launch = (role: Role): Proc => {
     const logFile = join(logsDir, `${role}.log`);
-    const env: NodeJS.ProcessEnv = { ...process.env, ...baseEnv };
-    env.PEPR_WATCH_MODE = role === "watcher" ? "true" : "false";
-    env.KUIK_PEPR_PORT = String(ports[role]);
-    for (const k of ["KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "PEPR_MODE"]) delete env[k];
+    const s = setups[role];
     const fd = openSync(logFile, "a");
     let child: ChildProcess;
     try {
-      const [c, a] = tiedToParent(NODE, [bundle]);
-      child = spawn(c, a, { cwd: REPO_ROOT, env, stdio: ["ignore", fd, fd], detached: true });
+      // controller.js forks module-<hash>.js with its own environment: the container's
+      const [c, a] = tiedToParent(NODE, [s.script]);
+      const env = { ...baseProcessEnv(), ...s.env };
+      child = spawn(c, a, { cwd: join(dir, "app"), env, stdio: ["ignore", fd, fd], detached: true });
     } finally {
       closeSync(fd);
     }
@@ -487,16 +577,16 @@ export async function startKuikModule(cp: ControlPlane, opts: KuikModuleOptions 
     }
   };
 
+  let webhook: { url: string; overrides: Override[] };
   try {
-    const admission = launch("admission");
-    const watcher = launch("watcher");
-    await Promise.all([waitReady(admission), waitReady(watcher)]);
+    await Promise.all(roles.map(r => waitReady(launch(r))));
+    webhook = await repointWebhooks(cp, installation, ports.admission, ca.toString("utf8"));
   } catch (e) {
     await stop();
     throw e;
   }
 
-  const handle = (role: "admission" | "watcher"): ModuleProcess => ({
+  const handle = (role: Role): ModuleProcess => ({
     role,
     port: ports[role],
     logFile: join(logsDir, `${role}.log`),
@@ -511,19 +601,20 @@ export async function startKuikModule(cp: ControlPlane, opts: KuikModuleOptions 
 
   return {
     dir,
-    apiPath,
-    webhookUrl,
+    apiPath: setups.admission.env.PEPR_API_PATH ?? "",
+    webhookUrl: webhook.url,
     admission: handle("admission"),
     watcher: handle("watcher"),
     kubeconfig,
     identity,
-    env: baseEnv,
+    env: setups.admission.env,
+    overrides: [...setups.admission.overrides, ...setups.watcher.overrides, ...webhook.overrides],
+    installation,
     build,
     startupMs: Date.now() - started,
     async restart(role) {
       await stopProc(procs.get(role));
-      const p = launch(role);
-      await waitReady(p);
+      await waitReady(launch(role));
     },
     stop,
   };

@@ -1,0 +1,345 @@
+/**
+ * kuik's own workloads of kuik-system, run as local processes from what is installed (test/harness/kuik-install.ts):
+ *
+ * - the cache registry: the StatefulSet's container (`registry serve <config>`, its env) with the `config.yml` of the
+ *   installed ConfigMap, through the harness's registry process (test/harness/registries.ts);
+ * - the proxy: the DaemonSet's container env (`KUIK_PROXY_*`), run as the image runs it (proxy/Dockerfile's Node
+ *   flags and environment, proxy/test/process.ts), its credentials file kept equal to the installed Secret as the
+ *   kubelet keeps a mounted Secret.
+ *
+ * What differs from the installed objects is returned as overrides: listen addresses and ports, the cache
+ * registry's Service name, the storage directory, mounted file paths, and the origin's CA.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { IMAGE_ENV, IMAGE_NODE_ARGS, node24 } from "../../proxy/test/process";
+import { onProcessExit, tiedToParent } from "../harness/cleanup";
+import type { ControlPlane } from "../harness/control-plane";
+import {
+  containerEnv,
+  installedWorkload,
+  localPath,
+  mainContainer,
+  mountedFiles,
+  objectRef,
+  parseYaml,
+  writeMountedFiles,
+  type Container,
+  type Override,
+  type Workload,
+} from "../harness/kuik-install";
+import { baseProcessEnv } from "../harness/kuik-module";
+import { freePort, LOOPBACK, simpleRequest } from "../harness/net";
+import { startCache, type RegistryConfig, type StartedRegistry } from "../harness/registries";
+import { killGroup, REPO_ROOT, run, sleep } from "../harness/tools";
+
+/** kuik's namespace (ignored by the webhook). */
+export const KUIK_NAMESPACE = "kuik-system";
+const PROXY_BUNDLE = join(REPO_ROOT, "proxy", "dist", "kuik-proxy.mjs");
+const PROXY_BUILD = join(REPO_ROOT, "proxy", "build.mjs");
+
+/** Why the origin's CA is trusted: it is the harness's, unknown to a real node. */
+export const ORIGIN_CA_WHY = "the origin registry is the harness's: trust its CA";
+
+/**
+ * The environment of a workload's container as the kubelet resolves it, and a `set` that overrides a variable and
+ * records it (`installed` as written in the object, `$(…)` and `valueFrom` unexpanded).
+ */
+function envOverrides(w: Workload, c: Container, fields: Record<string, string>) {
+  const overrides: Override[] = [];
+  const written = Object.fromEntries(
+    (c.env ?? []).map(e => [e.name, e.value ?? `valueFrom ${JSON.stringify(e.valueFrom)}`]),
+  );
+  const env = containerEnv(c, fields);
+  const set = (setting: string, local: string, why: string): void => {
+    overrides.push({ object: objectRef(w), setting, installed: written[setting], local, why });
+    env[setting] = local;
+  };
+  for (const e of c.env ?? []) {
+    const path = e.valueFrom?.fieldRef?.fieldPath;
+    if (path && fields[path] !== undefined) {
+      overrides.push({
+        object: objectRef(w),
+        setting: e.name,
+        installed: written[e.name],
+        local: fields[path],
+        why: `${path} of this host`,
+      });
+    }
+  }
+  return { env, overrides, set };
+}
+
+/** The mount of `c` holding `path` (the longest mountPath that is a prefix). */
+function mountOf(c: Container, path: string): string {
+  const m = (c.volumeMounts ?? [])
+    .filter(v => path === v.mountPath || path.startsWith(`${v.mountPath}/`))
+    .sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
+  if (!m) throw new Error(`${c.name}: nothing mounted at ${path}`);
+  return m.mountPath;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// cache registry
+
+/**
+ * Start the cache registry of the installed StatefulSet: its ConfigMap's `config.yml` is the config, its env the
+ * process's; the harness keeps only its listen address, storage directory and the metrics (debug) address.
+ */
+export async function startInstalledCache(
+  cp: ControlPlane,
+  dir: string,
+): Promise<{ registry: StartedRegistry; overrides: Override[] }> {
+  const sts = await installedWorkload(
+    cp,
+    "statefulset",
+    KUIK_NAMESPACE,
+    "app.kubernetes.io/component=registry",
+  );
+  const c = mainContainer(sts);
+  const argv = [...(c.command ?? []), ...(c.args ?? [])];
+  const configPath = argv[argv.length - 1] ?? "";
+  if (argv[0] !== "registry" || argv[1] !== "serve" || !configPath.startsWith("/")) {
+    throw new Error(`${objectRef(sts)}: expected registry serve <config>, got ${JSON.stringify(argv)}`);
+  }
+  const configText = (await mountedFiles(cp, sts, c, mountOf(c, configPath))).get(configPath);
+  if (!configText) throw new Error(`${objectRef(sts)}: no ${configPath} in its ConfigMap`);
+  mkdirSync(dir, { recursive: true });
+  const installed = (await parseYaml(cp, dir, configText.toString("utf8"))) as RegistryConfig;
+  const debugPort = await freePort();
+  const debug = installed.http.debug as Record<string, unknown> | undefined;
+  const configPatch = (config: RegistryConfig): void => {
+    const addr = config.http.addr;
+    const root = (config.storage.filesystem as { rootdirectory: string }).rootdirectory;
+    for (const k of Object.keys(config)) delete config[k];
+    Object.assign(config, structuredClone(installed), { version: String(installed.version) });
+    config.http = {
+      ...config.http,
+      addr,
+      ...(debug ? { debug: { ...debug, addr: `${LOOPBACK}:${debugPort}` } } : {}),
+    };
+    config.storage.filesystem = { ...(config.storage.filesystem as object), rootdirectory: root };
+  };
+  const registry = await startCache({ name: "kuik-cache", env: containerEnv(c), configPatch });
+  const ref = objectRef(sts);
+  const fs = installed.storage.filesystem as { rootdirectory?: string } | undefined;
+  const overrides: Override[] = [
+    {
+      object: ref,
+      setting: "config file",
+      installed: configPath,
+      local: registry.configFile,
+      why: "the ConfigMap's config.yml with the lines below",
+    },
+    {
+      object: ref,
+      setting: "http.addr",
+      installed: String(installed.http.addr),
+      local: registry.host,
+      why: "a free loopback port",
+    },
+    {
+      object: ref,
+      setting: "storage.filesystem.rootdirectory",
+      installed: fs?.rootdirectory,
+      local: registry.dataDir,
+      why: "the emptyDir volume: a temp dir",
+    },
+  ];
+  if (debug)
+    overrides.push({
+      object: ref,
+      setting: "http.debug.addr",
+      installed: String(debug.addr),
+      local: `${LOOPBACK}:${debugPort}`,
+      why: "a free loopback port",
+    });
+  return { registry, overrides };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// proxy
+
+export interface ProxyProcess {
+  pid: number;
+  port: number;
+  /** Listen addresses, e.g. ["127.0.0.1:7439", "[::1]:7439"]. */
+  listen: string[];
+  opsUrl: string;
+  logFile: string;
+  credentialsFile: string;
+  readonly running: boolean;
+  readLog(): string;
+  stop(): Promise<void>;
+}
+
+/** Build proxy/dist/kuik-proxy.mjs when missing or older than a proxy source file. */
+export async function buildProxyBundle(): Promise<boolean> {
+  if (!existsSync(PROXY_BUILD)) return false;
+  const sources = [join(REPO_ROOT, "proxy", "src"), join(REPO_ROOT, "registry-client", "src")];
+  const newer = await run("find", [...sources, "-name", "*.ts", "-newer", PROXY_BUNDLE], {
+    timeoutMs: 10_000,
+  });
+  if (existsSync(PROXY_BUNDLE) && !newer.stdout.trim()) return false;
+  const r = await run(node24(), [PROXY_BUILD], { cwd: REPO_ROOT, timeoutMs: 120_000 });
+  if (r.code !== 0) throw new Error(`proxy build failed:\n${r.stderr || r.stdout}`);
+  return true;
+}
+
+/** Whether this machine has an IPv6 loopback. */
+async function hasIpv6Loopback(): Promise<boolean> {
+  return (await freePort("::1").catch(() => 0)) > 0;
+}
+
+/**
+ * Keep the files of a workload's Secret/ConfigMap mount under `root` equal to the installed object, polled every
+ * `intervalMs`, as the kubelet refreshes a mounted Secret. Returns a stop function.
+ */
+export function syncMount(
+  cp: ControlPlane,
+  w: Workload,
+  mountPath: string,
+  root: string,
+  intervalMs = 2000,
+): () => Promise<void> {
+  const c = mainContainer(w);
+  const seen = new Map<string, string>();
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      await mountedFiles(cp, w, c, mountPath)
+        .then(files => writeMountedFiles(root, files, seen))
+        .catch(() => undefined);
+      for (let waited = 0; waited < intervalMs && !stopped; waited += 100) await sleep(100);
+    }
+  })();
+  return async () => {
+    stopped = true;
+    await loop;
+  };
+}
+
+const liveProxies = new Set<ChildProcess>();
+onProcessExit(() => {
+  for (const c of liveProxies) killGroup(c.pid, "SIGKILL");
+});
+
+/** The proxy process: spawn, wait until /readyz answers 200. */
+async function spawnProxy(
+  c: Container,
+  env: Record<string, string>,
+  dir: string,
+  opsUrl: string,
+  timeoutMs: number,
+) {
+  const logFile = join(dir, "proxy.log");
+  const fd = openSync(logFile, "a");
+  let child: ChildProcess;
+  try {
+    // the image's entrypoint: node with its flags, then the bundle (proxy/Dockerfile)
+    const [cmd, a] = tiedToParent(node24(), [...IMAGE_NODE_ARGS, PROXY_BUNDLE, ...(c.args ?? [])]);
+    child = spawn(cmd, a, {
+      cwd: dir,
+      env: { ...baseProcessEnv(), ...IMAGE_ENV, ...env },
+      stdio: ["ignore", fd, fd],
+      detached: true,
+    });
+  } finally {
+    closeSync(fd);
+  }
+  liveProxies.add(child);
+  let alive = child.pid !== undefined;
+  const exited = new Promise<void>(resolve => {
+    const done = (): void => {
+      alive = false;
+      liveProxies.delete(child);
+      resolve();
+    };
+    child.once("exit", done);
+    child.once("error", done);
+  });
+  const readLog = (): string => (existsSync(logFile) ? readFileSync(logFile, "utf8") : "");
+  const stop = async (): Promise<void> => {
+    if (!alive) return;
+    killGroup(child.pid, "SIGTERM");
+    const t = setTimeout(() => killGroup(child.pid, "SIGKILL"), 10_000);
+    await exited;
+    clearTimeout(t);
+  };
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const status = await simpleRequest(`${opsUrl}/readyz`, { timeoutMs: 1000 }).then(
+      r => r.status,
+      () => 0,
+    );
+    if (status === 200) break;
+    if (!alive || Date.now() > deadline) {
+      await stop();
+      const tail = readLog().trim().split("\n").slice(-20).join("\n");
+      throw new Error(`kuik-proxy ${alive ? "not ready in time" : "exited"}; ${logFile}:\n${tail}`);
+    }
+    await sleep(50);
+  }
+  return { pid: child.pid ?? 0, logFile, readLog, stop, running: () => alive };
+}
+
+/**
+ * Start the proxy of the installed DaemonSet on `port` of the loopback (what its hostPort gives a node), with the
+ * container's environment and these overrides: listen and ops addresses, the cache registry, the credentials file
+ * (a local copy of the mounted Secret, kept in sync) and the origin's CA.
+ */
+export async function startInstalledProxy(
+  cp: ControlPlane,
+  o: { dir: string; port: number; cacheUrl: string; caFile: string; timeoutMs?: number },
+): Promise<{ proxy: ProxyProcess; overrides: Override[]; stopSync: () => Promise<void> }> {
+  const ds = await installedWorkload(cp, "daemonset", KUIK_NAMESPACE, "app.kubernetes.io/component=proxy");
+  const c = mainContainer(ds);
+  const { env, overrides, set } = envOverrides(ds, c, { "status.podIP": LOOPBACK });
+  const registryPort = c.ports?.find(p => p.name === "registry");
+  const listen = [`${LOOPBACK}:${o.port}`, ...((await hasIpv6Loopback()) ? [`[::1]:${o.port}`] : [])];
+  set(
+    "KUIK_PROXY_LISTEN",
+    listen.join(","),
+    `hostPort ${registryPort?.hostIP ?? ""}:${registryPort?.hostPort ?? "?"}: the node's loopback itself` +
+      (registryPort?.hostPort === o.port ? "" : ` (port ${registryPort?.hostPort} is taken)`),
+  );
+  const opsPort = await freePort();
+  set("KUIK_PROXY_OPS_LISTEN", `${LOOPBACK}:${opsPort}`, "the pod IP: a free loopback port");
+  set("KUIK_PROXY_CACHE_REGISTRY", o.cacheUrl, "the Service name: the local cache registry");
+  const credentials = env.KUIK_PROXY_CREDENTIALS_FILE;
+  const mountRoot = join(o.dir, "mounts");
+  let stopSync = async (): Promise<void> => undefined;
+  if (credentials) {
+    const mountPath = mountOf(c, credentials);
+    mkdirSync(localPath(mountRoot, mountPath), { recursive: true });
+    set(
+      "KUIK_PROXY_CREDENTIALS_FILE",
+      localPath(mountRoot, credentials),
+      "the mounted Secret: a copy kept in sync every 2 s",
+    );
+    stopSync = syncMount(cp, ds, mountPath, mountRoot);
+  }
+  set("KUIK_PROXY_ROOT_CA", o.caFile, ORIGIN_CA_WHY);
+  const opsUrl = `http://${LOOPBACK}:${opsPort}`;
+  try {
+    const p = await spawnProxy(c, env, o.dir, opsUrl, o.timeoutMs ?? 20_000);
+    const proxy: ProxyProcess = {
+      pid: p.pid,
+      port: o.port,
+      listen,
+      opsUrl,
+      logFile: p.logFile,
+      credentialsFile: env.KUIK_PROXY_CREDENTIALS_FILE ?? "",
+      get running() {
+        return p.running();
+      },
+      readLog: p.readLog,
+      stop: p.stop,
+    };
+    return { proxy, overrides, stopSync };
+  } catch (e) {
+    await stopSync();
+    throw e;
+  }
+}
