@@ -122,6 +122,21 @@ describe.skipIf(!controlPlaneAvailable(false) || !minioAvailable())("registry on
     expect(containerOf(gcPod, "garbage-collect").env).toEqual(containerOf(gcPod, "registry").env);
     const cron = withGc.objects.find(o => o.kind === "CronJob");
     expect(JSON.stringify(cron)).toContain('"Deployment/kube-image-keeper-registry"');
+    // The Job's commands against the Deployment, as its ServiceAccount (no controller manager: status times out).
+    const sa = "kube-image-keeper-registry-restart";
+    const token = (await cp.kubectl(["create", "token", sa, "-n", "kuik-system"])).stdout.trim();
+    const kubeconfig = cp.writeTokenKubeconfig(join(withGc.dir, "sa.kubeconfig"), sa, token);
+    const job = podSpecOf(cron ?? {});
+    const asSa = (args: string[]): ReturnType<ControlPlane["kubectl"]> =>
+      cp.kubectl([...args, "-n", "kuik-system"], { kubeconfig, allowFailure: true });
+    const restarted = await asSa(containerOf(job, "restart").args ?? []);
+    expect(restarted.code, restarted.stderr).toBe(0);
+    const wait = (containerOf(job, "wait").args ?? []).map(a =>
+      a.startsWith("--timeout=") ? "--timeout=2s" : a,
+    );
+    const waited = await asSa(wait);
+    expect(waited.stderr).toMatch(/timed out/i);
+    expect(waited.stderr).not.toMatch(/forbidden/i);
   });
 
   it("copyImage into the S3-backed registry; skopeo pulls it byte-exact; blobs are in the bucket", async () => {
