@@ -1,15 +1,16 @@
 /**
  * deploy/grafana/kuik-dashboard.json only queries metrics that exist: every metric name in every PromQL expression
  * (panels and variables) must be registered by kuik's proxy, watcher or Pepr registry (histogram and summary series
- * suffixes allowed), or be one of the few other components' metrics docs/metrics.md lists as external. Renaming a
- * metric in the code breaks this test until the dashboard follows.
+ * suffixes allowed), or be one of the few other components' metrics docs/metrics.md lists as external; and every
+ * label it filters or groups by must be one those metrics carry (or a scrape target label). Renaming a metric or a
+ * label in the code breaks this test until the dashboard follows.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { documentedMetrics, ROOT } from "./doc-tables";
 import { exposedMetrics, seriesNames } from "./exposed-metrics";
-import { metricNames } from "./promql";
+import { groupingLabels, metricNames, selectors } from "./promql";
 
 interface Target {
   expr?: string;
@@ -58,15 +59,29 @@ const expressions: { where: string; expr: string }[] = [
     })),
 ];
 
+/** Labels Prometheus adds to every scraped series (Prometheus Operator targets, plus the documented `node`). */
+const TARGET_LABELS = ["namespace", "pod", "node", "job", "instance", "service", "endpoint", "container"];
+
+/** Series name → `<endpoint> <family>`. */
 let known: Map<string, string>;
+/** Series name → label names it may carry. */
+let labelsOf: Map<string, Set<string>>;
 
 beforeAll(async () => {
   known = new Map();
-  for (const m of await exposedMetrics())
-    for (const s of seriesNames(m)) known.set(s, `${m.endpoint} ${m.name}`);
-  for (const m of documentedMetrics().filter(d => d.endpoint === "external")) {
-    for (const s of seriesNames(m)) known.set(s, `external ${m.name}`);
+  labelsOf = new Map();
+  const documented = new Map(documentedMetrics().map(d => [`${d.endpoint} ${d.name}`, d.labels]));
+  const add = (m: { name: string; type: string }, endpoint: string, labels: string[]): void => {
+    for (const s of seriesNames(m)) {
+      known.set(s, `${endpoint} ${m.name}`);
+      const extra = s.endsWith("_bucket") ? ["le"] : m.type === "summary" && s === m.name ? ["quantile"] : [];
+      labelsOf.set(s, new Set([...labels, ...extra, ...TARGET_LABELS]));
+    }
+  };
+  for (const m of await exposedMetrics()) {
+    add(m, m.endpoint, m.labels ?? documented.get(`${m.endpoint} ${m.name}`) ?? []);
   }
+  for (const m of documentedMetrics().filter(d => d.endpoint === "external")) add(m, "external", m.labels);
 });
 
 describe("deploy/grafana/kuik-dashboard.json", () => {
@@ -111,6 +126,20 @@ describe("deploy/grafana/kuik-dashboard.json", () => {
     expect([...endpoints].sort()).toEqual(["external", "pepr", "proxy", "watcher"]);
   });
 
+  it("filters and groups only by labels the metrics carry", () => {
+    const wrong: string[] = [];
+    for (const { where, expr } of expressions) {
+      for (const { metric, labels } of selectors(expr)) {
+        for (const label of labels)
+          if (!labelsOf.get(metric)?.has(label)) wrong.push(`${where}: ${metric}{${label}}`);
+      }
+      const available = new Set(metricNames(expr).flatMap(n => [...(labelsOf.get(n) ?? [])]));
+      for (const label of groupingLabels(expr))
+        if (!available.has(label)) wrong.push(`${where}: by (${label})`);
+    }
+    expect(wrong).toEqual([]);
+  });
+
   it("takes external metrics only from kube-apiserver, the registry and Prometheus", () => {
     const external = documentedMetrics().filter(d => d.endpoint === "external");
     expect(external.length).toBeGreaterThan(0);
@@ -138,6 +167,16 @@ describe("metricNames", () => {
     ["sum(kuik_proxy_renamed_total)", ["kuik_proxy_renamed_total"]],
   ])("%s", (expr, names) => {
     expect(metricNames(expr)).toEqual(names);
+  });
+
+  it("reads selectors and grouping labels", () => {
+    const expr =
+      'sum by (le, upstream) (rate(a_bucket{namespace="x", kind=~"a|b}"}[5m])) / on(pod) b{c!="d"}';
+    expect(selectors(expr)).toEqual([
+      { metric: "a_bucket", labels: ["namespace", "kind"] },
+      { metric: "b", labels: ["c"] },
+    ]);
+    expect(groupingLabels(expr)).toEqual(["le", "upstream", "pod"]);
   });
 
   it("flags a name that no registry has", () => {
