@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { containerEnv, formatOverrides, localPath, parseJsonStream, type Container } from "./kuik-install";
+import {
+  containerEnv,
+  formatOverrides,
+  localPath,
+  parseJsonStream,
+  type Container,
+  type EnvVar,
+} from "./kuik-install";
 
 describe("containerEnv: a container's environment as the kubelet resolves it", () => {
   const proxy: Container = {
@@ -23,7 +30,7 @@ describe("containerEnv: a container's environment as the kubelet resolves it", (
     });
   });
 
-  it.each([
+  it.each<[EnvVar["valueFrom"], string]>([
     [{ fieldRef: { fieldPath: "status.podIP" } }, "no field given"],
     [{ secretKeyRef: { name: "s", key: "k" } }, "another source"],
   ])("refuses a valueFrom it cannot resolve (%j: %s)", valueFrom => {
