@@ -81,6 +81,7 @@ describe("proxy/Dockerfile", () => {
 
   it("installs from the lock file, bundles with build.mjs --outfile and smoke-tests the bundle", () => {
     expect(buildRun).toMatch(/\bnpm ci\b/);
+    expect(buildRun).not.toMatch(/--ignore-scripts/); // kuik never installs without its install scripts
     expect(all(build, "COPY")[0]).toBe("package.json package-lock.json ./");
     expect(outfile).toMatch(/^\/\S+\.mjs$/);
     expect(buildRun).toContain(`node ${outfile} --version`);
