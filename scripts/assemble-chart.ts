@@ -266,7 +266,7 @@ export function assembleChart(opts: {
   source: string;
   pepr: string;
   crds: string;
-  gcScript?: string;
+  gcScript: string;
   out: string;
 }): void {
   const { source, pepr, crds, out } = opts;
@@ -301,10 +301,10 @@ export function assembleChart(opts: {
   mkdirSync(join(out, "crds"), { recursive: true });
   for (const f of readdirSync(crds).filter(f => f.endsWith(".yaml")))
     copyFileSync(join(crds, f), join(out, "crds", f));
-  if (opts.gcScript && existsSync(opts.gcScript)) {
-    mkdirSync(join(out, "files"), { recursive: true });
-    copyFileSync(opts.gcScript, join(out, "files", "garbage-collect.sh"));
-  }
+  // The garbage-collection script of the kustomize component: one script for both installs.
+  if (!existsSync(opts.gcScript)) throw new ChartAssemblyError(`${opts.gcScript} missing`);
+  mkdirSync(join(out, "files"), { recursive: true });
+  copyFileSync(opts.gcScript, join(out, "files", "garbage-collect.sh"));
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename)) {

@@ -10,8 +10,8 @@
  *    (the chart's registry/proxy templates duplicate it: this is the guard, docs/install.md).
  * 3. `helm install`, `helm upgrade` with other values, `helm uninstall` against the API server.
  */
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadKuikConfig } from "../../capabilities/shared/watcher-config";
 import { makeTempDir, removeTempDir } from "../harness/cleanup";
@@ -309,38 +309,47 @@ const CASES: Case[] = [
       });
       expect(has(objects, "PersistentVolumeClaim")).toBe(false);
       expect(pod(sts).volumes?.map(v => v.name)).not.toContain("data");
-      // GC: an init container with the registry image that always lets the registry start
+      // GC: an init container with the registry container's image, env and resources, that always lets the
+      // registry start (deploy/components/garbage-collection's script; compared with the component below)
       const init = pod(sts).initContainers?.[0];
-      expect(init?.name).toBe("garbage-collector");
+      expect(init?.name).toBe("garbage-collect");
       expect(init?.image).toBe(container(sts).image);
-      expect(JSON.stringify(init?.command)).toContain("--delete-untagged=false");
+      expect(init?.env).toEqual(container(sts).env);
+      expect(init?.command).toEqual(["sh", "/etc/kuik/gc/garbage-collect.sh"]);
+      expect(init?.args).toEqual(["3600", "/etc/distribution/config.yml", "--delete-untagged=false"]);
+      const script = find(objects, "ConfigMap", `${RELEASE}-registry-gc`).data?.["garbage-collect.sh"];
+      expect(script).toBe(
+        readFileSync(
+          join(REPO_ROOT, "deploy", "components", "garbage-collection", "garbage-collect.sh"),
+          "utf8",
+        ),
+      );
       const job = find(objects, "CronJob", GC_JOB);
       expect(job.spec).toMatchObject({
         schedule: "0 0 * * 0",
         concurrencyPolicy: "Forbid",
-        jobTemplate: { spec: { activeDeadlineSeconds: 600, backoffLimit: 3 } },
+        jobTemplate: { spec: { activeDeadlineSeconds: 4200, backoffLimit: 3 } },
       });
       const jobPod = (job.spec as unknown as { jobTemplate: { spec: { template: { spec: PodSpec } } } })
         .jobTemplate.spec.template.spec;
       expect(jobPod.initContainers?.[0]?.args).toEqual([
         "rollout",
         "restart",
-        `statefulset/${RELEASE}-registry`,
-        "-n",
-        NS,
+        `StatefulSet/${RELEASE}-registry`,
       ]);
-      expect(jobPod.containers[0]?.args?.slice(0, 3)).toEqual([
+      expect(jobPod.containers[0]?.args).toEqual([
         "rollout",
         "status",
-        `statefulset/${RELEASE}-registry`,
+        `StatefulSet/${RELEASE}-registry`,
+        "--timeout=4000s",
       ]);
       const role = find(objects, "Role", `${RELEASE}-registry-restart`);
       expect(role.rules).toEqual([
         {
           apiGroups: ["apps"],
-          resources: ["statefulsets"],
+          resources: ["statefulsets", "deployments"],
           resourceNames: [`${RELEASE}-registry`],
-          verbs: ["get", "patch", "watch"],
+          verbs: ["get", "list", "watch", "patch"],
         },
       ]);
       expect(jobPod.serviceAccountName).toBe(`${RELEASE}-registry-restart`);
@@ -365,11 +374,14 @@ const CASES: Case[] = [
       });
       expect(container(d).env).toContainEqual({
         name: "REGISTRY_HTTP_SECRET",
-        valueFrom: { secretKeyRef: { name: `${RELEASE}-registry-http-secret`, key: "httpSecret" } },
+        valueFrom: { secretKeyRef: { name: `${RELEASE}-registry-http-secret`, key: "secret" } },
       });
-      expect(find(objects, "Role", `${RELEASE}-registry-restart`).rules?.[0]?.resources).toEqual([
-        "deployments",
-      ]);
+      const jobPod = (
+        find(objects, "CronJob", GC_JOB).spec as unknown as {
+          jobTemplate: { spec: { template: { spec: PodSpec } } };
+        }
+      ).jobTemplate.spec.template.spec;
+      expect(jobPod.initContainers?.[0]?.args?.[2]).toBe(`Deployment/${RELEASE}-registry`);
     },
   },
   {
@@ -406,9 +418,9 @@ const CASES: Case[] = [
       // the init container sees the same storage
       const init = pod(d).initContainers?.[0];
       expect(envOf(init as Container).REGISTRY_STORAGE).toBe("s3");
-      expect(JSON.stringify(init?.command)).toContain("--delete-untagged=true");
+      expect(init?.args).toContain("--delete-untagged=true");
       const http = find(objects, "Secret", `${RELEASE}-registry-http-secret`);
-      expect(Buffer.from(http.data?.httpSecret ?? "", "base64").toString()).toBe("fixed-http-secret");
+      expect(Buffer.from(http.data?.secret ?? "", "base64").toString()).toBe("fixed-http-secret");
       expect(has(objects, "CronJob", GC_JOB)).toBe(true);
     },
   },
@@ -689,6 +701,54 @@ describe.skipIf(!controlPlaneAvailable(false) || !HELM)("Helm chart on a real AP
     expect(find(objects, "Service", `${RELEASE}-registry`).spec?.ports).toEqual(
       find(kustomized, "Service", "kube-image-keeper-registry").spec?.ports,
     );
+
+    // garbage collection: the chart's (persistence RWO) and deploy/components/garbage-collection's are the same
+    const dir = join(work, "kustomize-gc");
+    mkdirSync(dir);
+    writeFileSync(
+      join(dir, "kustomization.yaml"),
+      [
+        "apiVersion: kustomize.config.k8s.io/v1beta1",
+        "kind: Kustomization",
+        `resources: [${relative(dir, join(REPO_ROOT, "deploy", "base"))}]`,
+        `components: [${["persistence", "garbage-collection"].map(c => relative(dir, join(REPO_ROOT, "deploy", "components", c))).join(", ")}]`,
+        "",
+      ].join("\n"),
+    );
+    const gcFile = join(work, "kustomize-gc.yaml");
+    writeFileSync(
+      gcFile,
+      (await cp.kubectl(["kustomize", "--load-restrictor=LoadRestrictionsNone", dir])).stdout,
+    );
+    const kgc = (await readManifest(cp, gcFile)) as Obj[];
+    const withGc = (await render("sync-gc", { registry: { persistence: { enabled: true } } })).objects;
+    const initOf = (o: Obj) => pod(o).initContainers?.find(c => c.name === "garbage-collect");
+    const kInit = initOf(find(kgc, "StatefulSet", "kube-image-keeper-registry"));
+    const cInit = initOf(registry(withGc));
+    expect(kInit).toBeDefined();
+    // the image comes from the registry container in both (checked above); the component leaves pullPolicy to the
+    // API server's default, IfNotPresent for a tagged image
+    expect({ ...cInit, image: undefined, imagePullPolicy: undefined }).toEqual({
+      ...kInit,
+      image: undefined,
+    });
+    const jobSpec = (o: Obj) => {
+      const spec = structuredClone(o.spec) as {
+        jobTemplate: { metadata?: unknown; spec: { template: { metadata?: unknown } } };
+      };
+      delete spec.jobTemplate.metadata;
+      delete spec.jobTemplate.spec.template.metadata;
+      // the chart spells out imagePullPolicy (a value); the component leaves it to the API server's default
+      const tpl = spec.jobTemplate.spec.template as unknown as { spec: PodSpec };
+      for (const c of [...(tpl.spec.initContainers ?? []), ...tpl.spec.containers]) delete c.imagePullPolicy;
+      return spec;
+    };
+    expect(jobSpec(find(withGc, "CronJob", GC_JOB))).toEqual(
+      jobSpec(find(kgc, "CronJob", "kube-image-keeper-registry-garbage-collection")),
+    );
+    expect(find(withGc, "Role", `${RELEASE}-registry-restart`).rules).toEqual(
+      find(kgc, "Role", "kube-image-keeper-registry-restart").rules,
+    );
   });
 
   it("a rich rendering, then the default, apply for real, server-side", async () => {
@@ -787,7 +847,8 @@ describe.skipIf(!controlPlaneAvailable(false) || !HELM)("Helm chart on a real AP
       "-n",
       NS,
     ]);
-    expect(httpSecret2.data?.httpSecret).toBe(httpSecret.data?.httpSecret);
+    expect(httpSecret2.data?.secret).toBeTruthy();
+    expect(httpSecret2.data?.secret).toBe(httpSecret.data?.secret);
     expect(await cp.kubectlJson<Obj>(["get", "cronjob", GC_JOB, "-n", NS])).toMatchObject({
       spec: { concurrencyPolicy: "Forbid" },
     });

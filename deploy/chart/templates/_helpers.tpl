@@ -71,7 +71,12 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/* Garbage collection: a schedule and a storage that outlives the pod (as v1: an emptyDir dies with the pod). */}}
 {{- define "kuik.gc.enabled" -}}
-{{- if and .Values.registry.garbageCollection.schedule (ne (include "kuik.registry.mode" .) "ephemeral") }}true{{ end }}
+{{- if and (include "kuik.gc.schedule" .) (ne (include "kuik.registry.mode" .) "ephemeral") }}true{{ end }}
+{{- end }}
+
+{{/* registry.garbageCollectionSchedule (the name in kuik's issue and docs) wins over v1's registry.garbageCollection.schedule when set. */}}
+{{- define "kuik.gc.schedule" -}}
+{{- .Values.registry.garbageCollectionSchedule | default .Values.registry.garbageCollection.schedule }}
 {{- end }}
 
 {{- define "kuik.s3.secretName" -}}
@@ -182,4 +187,51 @@ app.kubernetes.io/component: {{ .component }}
 {{/* ServiceAccount of the Pepr Deployments: serviceAccount.name, else Pepr's (pepr-<uuid>). */}}
 {{- define "kuik.peprServiceAccount" -}}
 {{- .Values.serviceAccount.name | default .Values.uuid | default "pepr-kuik" }}
+{{- end }}
+
+{{/* What the registry container and its garbage-collection init container share: image, env, resources, securityContext. */}}
+{{- define "kuik.registry.container" -}}
+image: "{{ .Values.registry.image.repository }}:{{ .Values.registry.image.tag }}"
+imagePullPolicy: {{ .Values.registry.image.pullPolicy }}
+env:
+  {{- include "kuik.registry.storageEnv" . | nindent 2 }}
+  {{- if eq (include "kuik.registry.kind" .) "Deployment" }}
+  # Shared by the replicas: an upload started on one can finish on another.
+  - name: REGISTRY_HTTP_SECRET
+    valueFrom:
+      secretKeyRef:
+        name: {{ include "kuik.registry.fullname" . }}-http-secret
+        key: secret
+  {{- end }}
+  {{- with .Values.registry.env }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+resources:
+  {{- toYaml .Values.registry.resources | nindent 2 }}
+securityContext:
+  allowPrivilegeEscalation: false
+  readOnlyRootFilesystem: true
+  capabilities:
+    drop: [ALL]
+{{- end }}
+
+{{/* The garbage-collection CronJob's two kubectl steps. */}}
+{{- define "kuik.gc.kubectl" -}}
+{{- $gc := .Values.registry.garbageCollection -}}
+image: "{{ $gc.image.repository }}:{{ $gc.image.tag }}"
+imagePullPolicy: {{ $gc.image.pullPolicy }}
+command: ["/bin/kubectl"]
+env:
+  - name: HOME # kubectl's discovery cache
+    value: /tmp
+securityContext:
+  allowPrivilegeEscalation: false
+  readOnlyRootFilesystem: true
+  capabilities:
+    drop: [ALL]
+resources:
+  {{- toYaml $gc.resources | nindent 2 }}
+volumeMounts:
+  - name: tmp
+    mountPath: /tmp
 {{- end }}
