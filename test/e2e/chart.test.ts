@@ -698,6 +698,11 @@ describe.skipIf(!controlPlaneAvailable(false) || !HELM)("Helm chart on a real AP
         find(kustomized, "ConfigMap", "kube-image-keeper-registry-config").data?.["config.yml"] ?? "",
       ),
     );
+    // the same selectors: a kustomize install can be taken over by `helm install --take-ownership`
+    expect(chartRegistry.spec?.selector).toEqual(baseRegistry.spec?.selector);
+    expect(proxy(objects).spec?.selector).toEqual(
+      find(kustomized, "DaemonSet", "kube-image-keeper-proxy").spec?.selector,
+    );
     expect(find(objects, "Service", `${RELEASE}-registry`).spec?.ports).toEqual(
       find(kustomized, "Service", "kube-image-keeper-registry").spec?.ports,
     );
@@ -775,7 +780,18 @@ describe.skipIf(!controlPlaneAvailable(false) || !HELM)("Helm chart on a real AP
   });
 
   it("helm install, upgrade with other values, uninstall", async () => {
-    // The objects applied above are adopted (a kubectl-applied kuik moving to Helm does the same).
+    // A kustomize install of deploy/base (docs/install.md) on top of the chart's objects applied above: Helm takes
+    // both over (same names and selectors), as a user moving from kustomize to the chart does.
+    const base = join(work, "base-takeover.yaml");
+    writeFileSync(base, (await cp.kubectl(["kustomize", join(REPO_ROOT, "deploy", "base")])).stdout);
+    await cp.kubectl([
+      "apply",
+      "--server-side",
+      "--force-conflicts",
+      "--field-manager=kuik-install",
+      "-f",
+      base,
+    ]);
     const install = await helm(["install", RELEASE, CHART, "-n", NS, "--take-ownership"]);
     expect(install.code, install.stderr).toBe(0);
     expect(install.stdout).toContain("STATUS: deployed");

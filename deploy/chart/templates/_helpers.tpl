@@ -37,14 +37,18 @@
 {{- define "kuik.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/part-of: kuik
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 {{- end }}
 
-{{/* Selector labels of a component: the same keys as deploy/base (name + component), plus the instance. */}}
+{{/*
+Selector labels of a component: exactly deploy/base's (name + component), so that a kustomize install can be taken
+over by the chart (selectors are immutable). kuik runs once per cluster: no instance label is needed to tell
+releases apart.
+*/}}
 {{- define "kuik.selector" -}}
 app.kubernetes.io/name: {{ include "kuik.name" .root }}
-app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
