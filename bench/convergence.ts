@@ -14,19 +14,22 @@
  *
  *   npx tsx bench/convergence.ts     PODS=2000 IMAGES=500 REPOS=100 NAMESPACES=10 CREATE_CONCURRENCY=8
  *                                    CONVERGE_TIMEOUT=300 BENCH_TIMEOUT=900 LOG_LEVEL=info
- *                                    PATCH= WATCHER_NODE_OPTIONS= CPU_PROF=0 HEAP_SNAPSHOT=0
+ *                                    WATCHER_NODE_OPTIONS= CPU_PROF=0 HEAP_SNAPSHOT=0
  *
- * - PATCH=kfc-agent (or clone,kfc-agent): both module processes run on the patched runtime of
- *   bench/pepr-clone-patch.ts (KFC reusing one undici Agent instead of one per API call).
- * - WATCHER_NODE_OPTIONS: extra Node flags for the watcher, e.g. `--max-semi-space-size=1 --max-old-space-size=160`.
+ * The stock run is the shipped configuration: the watcher's own API calls go through one undici Agent
+ * (capabilities/cached-images/kube-http.ts; KFC's per-call Agent, the cause of the 937 MiB of the first
+ * measurement, is no longer on that path, so the former PATCH=kfc-agent variant is gone) and its Node flags are
+ * package.json `pepr.env` NODE_OPTIONS, which the generated Deployments carry (printed at start).
+ * - WATCHER_NODE_OPTIONS: extra Node flags for the watcher, appended to the shipped ones, e.g.
+ *   `--max-old-space-size=160`. The run stops if they do not reach the process (checked in /proc/<pid>/environ).
  * - CPU_PROF=1: the watcher runs with `--cpu-prof`; prints where its time went (self time by function and by
  *   file/package, inclusive time by file/package; bundle frames mapped back through dist/pepr-kuik.cjs.map).
  * - HEAP_SNAPSHOT=1: after convergence, a heap snapshot of the watcher (SIGUSR2; hundreds of MB) and its largest
  *   object groups. Profiles and snapshots are kept under .kuik/bench/.
  * - Any KUIK_* setting in the environment reaches the module (e.g. KUIK_MAX_CONCURRENT_CACHED_IMAGE_RECONCILES).
  *
- * The module processes are restarted with NODE_OPTIONS for PATCH, WATCHER_NODE_OPTIONS and the diagnostics (the
- * harness passes the environment on at each launch). Goals: convergence ≤ 60 s, watcher RSS ≤ 256 MiB.
+ * The watcher is restarted with NODE_OPTIONS for WATCHER_NODE_OPTIONS and the diagnostics. Goals: convergence
+ * ≤ 60 s, watcher RSS ≤ 256 MiB.
  */
 import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
@@ -46,7 +49,6 @@ import { RegistryClient, putManifest, uploadBlob } from "../registry-client/src"
 import { mapLimit } from "../registry-client/src/copy";
 import { ORIGIN_PULL_SECRET, startStack, type Stack } from "../test/e2e/stack";
 import { REPO_ROOT, sleep, type StartedRegistry } from "../test/harness";
-import { PATCH_MARKER, patchedPepr, type PatchName } from "./pepr-clone-patch";
 
 const PODS = Number(process.env.PODS ?? 2000);
 const IMAGES = Number(process.env.IMAGES ?? 500);
@@ -60,11 +62,6 @@ const CPU_PROF = process.env.CPU_PROF === "1";
 const HEAP_SNAPSHOT = process.env.HEAP_SNAPSHOT === "1";
 /** Extra Node options for the watcher, e.g. `--max-semi-space-size=1 --max-old-space-size=160`. */
 const WATCHER_NODE_OPTIONS = (process.env.WATCHER_NODE_OPTIONS ?? "").split(/\s+/).filter(Boolean);
-/** Runtime patches (bench/pepr-clone-patch.ts) for both module processes, e.g. `kfc-agent` or `clone,kfc-agent`. */
-const PATCHES = (process.env.PATCH ?? "")
-  .split(",")
-  .map(p => p.trim())
-  .filter(Boolean) as PatchName[];
 const GOAL_S = 60;
 const GOAL_RSS_MIB = 256;
 const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"]).stdout?.toString().trim() || 100);
@@ -84,6 +81,57 @@ function memMiB(pid: number, field: "VmRSS" | "VmHWM" | "RssAnon" | "RssFile"): 
   if (!existsSync(`/proc/${pid}/status`)) return NaN;
   const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync(`/proc/${pid}/status`, "utf8"));
   return Number(m?.[1] ?? 0) / 1024;
+}
+
+/**
+ * A process's open sockets by peer: `name` of `peers` (remote TCP port → name), `listening`, `other tcp`, and
+ * non-TCP (Unix sockets, pipes of the event loop).
+ */
+function socketsByPeer(pid: number, peers: Record<number, string>): string {
+  const inodes = new Set<string>();
+  try {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (m?.[1]) inodes.add(m[1]);
+      } catch {
+        // closed meanwhile
+      }
+    }
+  } catch {
+    return "?";
+  }
+  const counts = new Map<string, number>();
+  const count = (k: string): void => void counts.set(k, (counts.get(k) ?? 0) + 1);
+  for (const table of ["tcp", "tcp6"]) {
+    let lines: string[] = [];
+    try {
+      lines = readFileSync(`/proc/${pid}/net/${table}`, "utf8").trim().split("\n").slice(1);
+    } catch {
+      continue;
+    }
+    for (const line of lines) {
+      const f = line.trim().split(/\s+/);
+      const inode = f[9] ?? "";
+      if (!inodes.delete(inode)) continue;
+      const port = parseInt((f[2] ?? "").split(":")[1] ?? "0", 16);
+      count(f[3] === "0A" ? "listening" : (peers[port] ?? "other tcp"));
+    }
+  }
+  if (inodes.size > 0) counts.set("non-TCP", inodes.size);
+  return [...counts].map(([k, n]) => `${k} ${n}`).join(", ");
+}
+
+/** NODE_OPTIONS a process was started with (`""` when none). */
+function nodeOptionsOf(pid: number): string {
+  try {
+    const entry = readFileSync(`/proc/${pid}/environ`, "utf8")
+      .split("\0")
+      .find(e => e.startsWith("NODE_OPTIONS="));
+    return entry?.slice("NODE_OPTIONS=".length) ?? "";
+  } catch {
+    return "";
+  }
 }
 
 /** Open sockets of a process (fds pointing at `socket:[…]`). */
@@ -420,8 +468,7 @@ async function main(): Promise<void> {
   const usersPerImage = PODS / IMAGES;
   console.log(
     `convergence bench: ${PODS} Pods, ${IMAGES} distinct images (${REPOS} repositories), ${NAMESPACES} namespaces, ` +
-      `created ${CREATE_CONCURRENCY} at a time through the webhook; LOG_LEVEL=${LOG_LEVEL}; ` +
-      `Pepr/KFC ${PATCHES.length > 0 ? `patched (${PATCHES.join(", ")})` : "stock"}`,
+      `created ${CREATE_CONCURRENCY} at a time through the webhook; LOG_LEVEL=${LOG_LEVEL}`,
   );
   const runDir = join(
     REPO_ROOT,
@@ -438,31 +485,29 @@ async function main(): Promise<void> {
       `stack up in ${((performance.now() - t) / 1000).toFixed(1)} s (control plane ${stack.cp.version})`,
     );
     const s = stack;
-    // Patched runtime and diagnostics: restart the module's processes with NODE_OPTIONS (the harness passes its
-    // environment on at each launch).
-    const patch = PATCHES.length > 0 ? patchedPepr(PATCHES) : undefined;
+    // Extra flags and diagnostics: restart the watcher with NODE_OPTIONS after the shipped ones.
     const diagnostics = [
       ...(CPU_PROF ? [`--cpu-prof`, `--cpu-prof-dir=${runDir}`] : []),
       ...(HEAP_SNAPSHOT ? [`--heapsnapshot-signal=SIGUSR2`, `--diagnostic-dir=${runDir}`] : []),
     ];
     if (diagnostics.length > 0) mkdirSync(runDir, { recursive: true });
-    const relaunch = async (role: "admission" | "watcher", options: string[]): Promise<void> => {
-      if (options.length === 0) return;
-      process.env.NODE_OPTIONS = options.join(" ");
+    const shipped = nodeOptionsOf(s.module.watcher.pid);
+    console.log(`watcher NODE_OPTIONS (package.json pepr.env): ${shipped || "(none)"}`);
+    const extra = [...WATCHER_NODE_OPTIONS, ...diagnostics];
+    if (extra.length > 0) {
+      process.env.NODE_OPTIONS = [shipped, ...extra].filter(Boolean).join(" ");
       try {
-        await s.module.restart(role);
+        await s.module.restart("watcher");
       } finally {
         delete process.env.NODE_OPTIONS;
       }
-      const log = role === "watcher" ? s.module.watcher.readLog() : s.module.admission.readLog();
-      if (patch && !log.includes(PATCH_MARKER))
-        throw new Error(`the ${role} does not run the patched runtime`);
-      console.log(`${role} restarted with ${options.join(" ")} (pid ${s.module[role].pid})`);
-    };
-    const patchOptions = patch ? [patch.env.NODE_OPTIONS as string] : [];
-    await relaunch("watcher", [...patchOptions, ...WATCHER_NODE_OPTIONS, ...diagnostics]);
-    await relaunch("admission", patchOptions);
-    if (patch) console.log(`patched ${patch.versions.join(", ")}: ${patch.report.join("; ")}`);
+      const now = nodeOptionsOf(s.module.watcher.pid);
+      if (!extra.every(o => now.split(/\s+/).includes(o)))
+        throw new Error(
+          `the watcher runs with NODE_OPTIONS "${now}": the harness did not pass ${extra.join(" ")}`,
+        );
+      console.log(`watcher restarted with NODE_OPTIONS ${now} (pid ${s.module.watcher.pid})`);
+    }
 
     const t1 = performance.now();
     const images = await pushImages(s.origin);
@@ -602,6 +647,12 @@ async function main(): Promise<void> {
     });
     if (s.module.watcher.running) hwm = Math.max(hwm, memMiB(s.module.watcher.pid, "VmHWM"));
     const sockets = socketCount(s.module.watcher.pid);
+    const apiPort = s.cp.processes.find(p => p.name === "kube-apiserver")?.port ?? 0;
+    const byPeer = socketsByPeer(s.module.watcher.pid, {
+      [apiPort]: "kube-apiserver",
+      [s.cache.port]: "cache registry",
+      [s.origin.port]: "origin registry",
+    });
     const apiserverPid = pids["kube-apiserver"] ?? 0;
 
     console.log(`\nresults (${PODS} Pods, ${IMAGES} images; times from the first Pod create):`);
@@ -623,7 +674,7 @@ async function main(): Promise<void> {
         `${memMiB(s.module.watcher.pid, "RssFile").toFixed(0)})`,
     );
     console.log(
-      `  watcher sockets open  ${sockets} at the end (kube-apiserver RSS peak ${memMiB(apiserverPid, "VmHWM").toFixed(0)} MiB)`,
+      `  watcher sockets open  ${sockets} at the end (${byPeer}; kube-apiserver RSS peak ${memMiB(apiserverPid, "VmHWM").toFixed(0)} MiB)`,
     );
     console.log(`  CPU over the ${elapsed.toFixed(1)} s (s of CPU, % of one core):`);
     for (const [k, v] of cpu) {

@@ -1,6 +1,7 @@
 /**
  * The ports the watcher logic talks through: Kubernetes, the registries, time. deps.ts wires the real ones
- * (KFC's `K8s`, registry-client, timers); tests pass the in-memory fakes of fakes.ts. Nothing here imports Pepr.
+ * (kube-client.ts over one kube-http.ts transport, registry-client, timers); tests pass the in-memory fakes of
+ * fakes.ts. Nothing here imports Pepr.
  */
 import type { Keyring, PullSecret } from "../../registry-client/src/keyring";
 import type { CopyProgress } from "../../registry-client/src/copy";
@@ -68,7 +69,10 @@ export interface KubePort {
   patchRepositoryStatus(name: string, status: Record<string, unknown>): Promise<void>;
 }
 
-/** A failed Kubernetes API call (KFC throws plain response objects; the real port converts them). */
+/**
+ * A failed Kubernetes API call: the HTTP status (0 when no response was received) and the API server's Status
+ * message (kube-http.ts).
+ */
 export class KubeApiError extends Error {
   readonly code = "KUBE_API_ERROR";
   readonly status: number;
