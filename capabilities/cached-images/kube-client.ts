@@ -69,7 +69,15 @@ function apiVersion(kind: Kind): string {
 
 /** The real {@link KubePort}. */
 export class KubeClient implements KubePort {
-  constructor(private readonly api: KubeTransport) {}
+  readonly #pageSize: number;
+
+  /** `pageSize`: objects per list page, default {@link LIST_PAGE_SIZE}. */
+  constructor(
+    private readonly api: KubeTransport,
+    options: { pageSize?: number } = {},
+  ) {
+    this.#pageSize = options.pageSize ?? LIST_PAGE_SIZE;
+  }
 
   /** Every object of a collection, page by page. */
   async #list<T>(kind: Kind, query: Record<string, string> = {}): Promise<T[]> {
@@ -79,7 +87,7 @@ export class KubeClient implements KubePort {
       const page: { items?: T[]; metadata?: { continue?: string } } = await this.api.request({
         method: "GET",
         path: path(kind),
-        query: { ...query, limit: String(LIST_PAGE_SIZE), ...(token ? { continue: token } : {}) },
+        query: { ...query, limit: String(this.#pageSize), ...(token ? { continue: token } : {}) },
         read: true,
       });
       for (const item of page.items ?? []) items.push(item);

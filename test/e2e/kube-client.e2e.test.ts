@@ -150,6 +150,13 @@ describe.skipIf(!controlPlaneAvailable(false))("KubeClient against a real kube-a
       "pepr Apply",
     ]);
     expect((await kube.listCachedImages()).map(c => c.metadata?.name)).toEqual([name]);
+    // Paging with the API server's continue tokens: 5 objects, 2 per page.
+    for (let i = 0; i < 4; i++) await kube.applyCachedImage(`page-${i}`, `busybox:${i}`, {});
+    const paged = new KubeClient(http, { pageSize: 2 });
+    const requests = http.stats().requests;
+    expect((await paged.listCachedImages()).map(c => c.metadata?.name).sort()).toEqual([name, "page-0", "page-1", "page-2", "page-3"]); // prettier-ignore
+    expect(http.stats().requests - requests).toBe(3);
+    for (let i = 0; i < 4; i++) await kube.deleteCachedImage(`page-${i}`);
     await kube.deleteCachedImage(name); // held by the finalizer
     expect((await kube.getCachedImage(name))?.metadata?.deletionTimestamp).toBeDefined();
     await kube.patchCachedImage(name, [{ op: "remove", path: "/metadata/finalizers" }]);
