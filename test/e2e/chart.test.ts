@@ -651,6 +651,28 @@ describe.skipIf(!controlPlaneAvailable(false) || !HELM)("Helm chart on a real AP
     expect(lint.stdout + lint.stderr).toContain(message);
   });
 
+  it("v1 values without an equivalent: refused when they ask for something, accepted when inert", async () => {
+    for (const [values, message] of [
+      [{ minio: { enabled: true } }, "minio.enabled (v1's bundled MinIO) is not supported by kuik"],
+      [
+        { registry: { persistence: { gcs: { bucket: "b" } } } },
+        "registry.persistence.gcs/azure are not supported",
+      ],
+    ] as const) {
+      const r = await helm(["template", RELEASE, CHART, "-f", valuesFile("v1-refused", values)]);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain(message);
+    }
+    const inert = await helm([
+      "template",
+      RELEASE,
+      CHART,
+      "-f",
+      valuesFile("v1-inert", { psp: { create: true } }),
+    ]);
+    expect(inert.code, inert.stderr).toBe(0);
+  });
+
   it("the values schema refuses a misspelt value", async () => {
     const vf = valuesFile("typo", {
       registry: { persistence: { enabled: "yes" } },
