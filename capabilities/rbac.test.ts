@@ -140,6 +140,7 @@ async function exerciseKubeClient(calls: string[]): Promise<Set<string>> {
   await kube.listRepositories();
   await kube.getRepository("r");
   await kube.applyRepository("r", "docker.io/r", []);
+  await kube.ensureRepository("r", "docker.io/r");
   await kube.patchRepositoryStatus("r", {});
   return called;
 }

@@ -204,6 +204,13 @@ export class FakeKube implements KubePort {
     this.#storeRepo(repo);
   }
 
+  /** Create with `spec.name` only; an existing Repository is left as it is (the API's 409, swallowed). */
+  async ensureRepository(objectName: string, name: string): Promise<void> {
+    this.#call("ensureRepository", objectName);
+    if (this.repositories.has(objectName)) return;
+    this.#storeRepo({ metadata: { name: objectName }, spec: { name } } as Repository);
+  }
+
   /** `pullSecrets` entries owned by kuik's field manager, by Repository. */
   readonly ownedPullSecrets = new Map<string, Set<string>>();
 

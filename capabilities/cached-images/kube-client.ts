@@ -217,6 +217,25 @@ export class KubeClient implements KubePort {
     return this.#apply(REPOSITORY, { metadata: { name: objectName }, spec });
   }
 
+  async ensureRepository(objectName: string, name: string): Promise<void> {
+    try {
+      await this.api.request({
+        method: "POST",
+        path: path(REPOSITORY, {}),
+        query: { fieldManager: APPLY_FIELD_MANAGER, fieldValidation: "Strict" },
+        body: {
+          apiVersion: apiVersion(REPOSITORY),
+          kind: REPOSITORY.kind,
+          metadata: { name: objectName },
+          spec: { name },
+        },
+      });
+    } catch (e) {
+      if (e instanceof KubeApiError && e.status === 409) return; // it exists: leave it as it is
+      throw e;
+    }
+  }
+
   patchRepositoryStatus(name: string, status: Record<string, unknown>): Promise<void> {
     return this.#patchStatus(REPOSITORY, name, status);
   }

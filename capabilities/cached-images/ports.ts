@@ -66,6 +66,11 @@ export interface KubePort {
   getRepository(name: string): Promise<Repository | undefined>;
   /** Server-side apply of `spec.name` and the `spec.pullSecrets` entries kuik maintains. */
   applyRepository(objectName: string, name: string, pullSecrets?: PullSecretRef[]): Promise<void>;
+  /**
+   * Creates the Repository with `spec.name` only, leaving an existing one untouched (a create, not an apply: an
+   * apply without `pullSecrets` would drop the entries kuik applied earlier, if the watch has not shown them yet).
+   */
+  ensureRepository(objectName: string, name: string): Promise<void>;
   patchRepositoryStatus(name: string, status: Record<string, unknown>): Promise<void>;
 }
 

@@ -39,7 +39,7 @@ export interface CachedImageApply {
   labels: Record<string, string>;
 }
 
-/** A server-side apply of a Repository; `pullSecrets` absent: only make sure it exists. */
+/** A server-side apply of a Repository; `pullSecrets` absent: only make sure it exists (a create, see ports.ts). */
 export interface RepositoryApply {
   objectName: string;
   name: string;

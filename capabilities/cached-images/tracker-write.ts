@@ -36,7 +36,8 @@ export async function writePlan(plan: TrackingPlan, ctx: WriteContext): Promise<
   };
   for (const repo of plan.applyRepositories) {
     await attempt("repository apply", repo.objectName, async () => {
-      await kube.applyRepository(repo.objectName, repo.name, repo.pullSecrets);
+      if (repo.pullSecrets === undefined) await kube.ensureRepository(repo.objectName, repo.name);
+      else await kube.applyRepository(repo.objectName, repo.name, repo.pullSecrets);
       ctx.applied.set(repo.objectName, repo.key);
     });
   }

@@ -211,6 +211,8 @@ describe("Tracker: Repository pull secrets", () => {
     await kube.applyCachedImage("ghcr.io-org-app-v1", "ghcr.io/org/app:v1", {});
     await converge();
     expect(kube.repositories.get("ghcr.io-org-app")?.spec).toEqual({ name: "ghcr.io/org/app" });
+    expect(kube.calls.filter(c => c.startsWith("ensureRepository"))).toHaveLength(1);
+    expect(kube.calls.filter(c => c.startsWith("applyRepository"))).toHaveLength(0);
     expect(ci("ghcr.io-org-app-v1")?.metadata?.labels).toEqual({ [LABEL_REPOSITORY]: "ghcr.io-org-app" });
   });
 });

@@ -180,6 +180,18 @@ describe.skipIf(!controlPlaneAvailable(false))("KubeClient against a real kube-a
     });
   });
 
+  it("ensures a Repository exists without touching an existing one's pull secrets", async () => {
+    await kube.ensureRepository("ghcr.io-org-app", "ghcr.io/org/app");
+    expect((await kube.getRepository("ghcr.io-org-app"))?.spec).toEqual({ name: "ghcr.io/org/app" });
+    const secrets = [{ namespace: APP_NS, name: "pull" }];
+    await kube.applyRepository("ghcr.io-org-app", "ghcr.io/org/app", secrets);
+    await kube.ensureRepository("ghcr.io-org-app", "ghcr.io/org/app"); // 409, swallowed
+    expect((await kube.getRepository("ghcr.io-org-app"))?.spec).toEqual({
+      name: "ghcr.io/org/app",
+      pullSecrets: secrets,
+    });
+  });
+
   it("creates Events", async () => {
     const stamp = new Date().toISOString();
     await kube.createEvent({
