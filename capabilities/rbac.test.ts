@@ -4,11 +4,15 @@
  * 1. package.json `pepr.rbac` is generated from the declaration;
  * 2. the ClusterRole Pepr generates in scoped mode (its own `clusterRole()`, fed with our real bindings, as
  *    `pepr build` does) grants every declared call and nothing more;
- * 3. every call the real KubePort makes, recorded at its transport boundary (method + path, resolved to an RBAC verb
- *    and resource the way the API server does), is declared, and every declared call is made by the KubePort, a
- *    watch binding or Pepr's runtime.
+ * 3. every call the real KubePort and the bootstrap (capabilities/bootstrap) make, recorded at their transport
+ *    boundary (method + path, resolved to an RBAC verb and resource the way the API server does), is declared, and
+ *    every declared call is made by the KubePort, the bootstrap, a watch binding or Pepr's runtime.
  */
-import { readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadAllYaml } from "@kubernetes/client-node";
 import { describe, expect, it, vi } from "vitest";
 import type { KubeRequest, KubeTransport } from "./cached-images/kube-http";
 
@@ -25,11 +29,15 @@ const { PATCH_TYPES } = await import("./cached-images/kube-http");
 const { createImageRewriter } = await import("./image-rewriter/capability");
 const { compilePolicy } = await import("./image-rewriter/policy");
 const { loadConfig } = await import("./shared/config");
-const { KUIK_API_CALLS, PEPR_RUNTIME_CALLS, grantedVerbs, policyRules } = await import("./shared/api-calls");
+const { BOOTSTRAP_API_CALLS, KUIK_API_CALLS, PEPR_RUNTIME_CALLS, grantedVerbs, policyRules } = await import(
+  "./shared/api-calls"
+);
+const { startBootstrap } = await import("./bootstrap/bootstrap");
+const { Log } = await import("pepr");
 
 type Rule = { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] };
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
-  pepr: { rbac: Rule[] };
+  pepr: { rbac: Rule[]; env: Record<string, string> };
 };
 
 function capabilities() {
@@ -68,12 +76,13 @@ function flatten(rules: Rule[]): Map<string, Set<string>> {
   return out;
 }
 
-const declared = [...PEPR_RUNTIME_CALLS, ...KUIK_API_CALLS];
+const declared = [...PEPR_RUNTIME_CALLS, ...KUIK_API_CALLS, ...BOOTSTRAP_API_CALLS];
 
 /**
  * The RBAC attributes of an API request, as the API server's request-info resolver derives them:
  * `group/resource[/subresource][@name] verb`. A server-side apply is authorised as `patch`, and as `create` too
- * when it creates the object, so it records both.
+ * when it creates the object, with the object's name (k8s.io/apiserver endpoints/handlers/patch.go,
+ * `createAuthorizerAttributes`), so it records both.
  */
 function requestAttributes(req: KubeRequest): string[] {
   const segments = req.path.split("/").filter(Boolean);
@@ -90,9 +99,7 @@ function requestAttributes(req: KubeRequest): string[] {
     case "POST":
       return [`${resource} create`];
     case "PATCH":
-      return req.contentType === PATCH_TYPES.apply
-        ? [named("patch"), `${resource} create`]
-        : [named("patch")];
+      return req.contentType === PATCH_TYPES.apply ? [named("patch"), named("create")] : [named("patch")];
     case "DELETE":
       return [named(name ? "delete" : "deletecollection")];
   }
@@ -105,7 +112,16 @@ function recordingTransport(calls: string[]): KubeTransport {
       const attributes = requestAttributes(req);
       calls.push(...attributes);
       const isList = attributes[0]?.endsWith(" list") === true;
-      return Promise.resolve((isList ? { items: [], metadata: {} } : {}) as T);
+      // what the bootstrap reads: an Established CRD, a webhook without kuik's settings
+      const established = { status: { conditions: [{ type: "Established", status: "True" }] } };
+      const response = isList
+        ? { items: [], metadata: {} }
+        : req.path.includes("/customresourcedefinitions/")
+          ? established
+          : req.path.includes("/mutatingwebhookconfigurations/")
+            ? { webhooks: [{ name: "w", objectSelector: {}, reinvocationPolicy: "Never" }] }
+            : {};
+      return Promise.resolve(response as T);
     },
   };
 }
@@ -145,6 +161,17 @@ async function exerciseKubeClient(calls: string[]): Promise<Set<string>> {
   return called;
 }
 
+/** Runs the bootstrap once through the recording transport; resolves the number of attempts it took. */
+async function exerciseBootstrap(calls: string[]): Promise<number> {
+  const bootstrap = startBootstrap({
+    kube: recordingTransport(calls),
+    log: Log.child({ component: "bootstrap" }),
+    sleep: () => Promise.resolve(),
+  });
+  await bootstrap.done;
+  return bootstrap.attempts();
+}
+
 /** Whether `call` (`group/resource[@name] verb`) is allowed by the flattened `granted` rules. */
 function allowed(granted: Map<string, Set<string>>, call: string): boolean {
   const [target, verb] = call.split(" ") as [string, string];
@@ -163,6 +190,15 @@ describe("RBAC", () => {
     // Declared calls restricted by name stay restricted (Pepr merges rules by apiGroups/resources).
     expect(generated.get("/secrets")).toEqual(new Set(["get", "create"]));
     expect(generated.get("/secrets@kuik-proxy-credentials")).toEqual(new Set(["patch"]));
+    // The bootstrap's rules too: it may create and patch kuik-system's objects, by name, and nothing else.
+    expect(generated.get("/serviceaccounts")).toEqual(new Set(["list", "get"]));
+    expect(generated.get("/serviceaccounts@kube-image-keeper-proxy")).toEqual(new Set(["create", "patch"]));
+    expect(generated.get("/namespaces")).toBeUndefined();
+    expect(generated.get("/namespaces@kuik-system")).toEqual(new Set(["create", "patch"]));
+    expect(generated.get("apps/daemonsets")).toBeUndefined();
+    expect(generated.get("admissionregistration.k8s.io/mutatingwebhookconfigurations@pepr-kuik")).toEqual(
+      new Set(["get", "patch"]),
+    );
   });
 
   it.each([
@@ -171,7 +207,7 @@ describe("RBAC", () => {
     [{ method: "POST", path: "/api/v1/namespaces/ns/events" }, ["/events create"]],
     [
       { method: "PATCH", path: "/api/v1/namespaces/ns/secrets/s", contentType: PATCH_TYPES.apply },
-      ["/secrets@s patch", "/secrets create"],
+      ["/secrets@s patch", "/secrets@s create"],
     ],
     [
       {
@@ -196,6 +232,7 @@ describe("RBAC", () => {
   it("every call of the KubePort is granted, and every grant is used by the code or by Pepr", async () => {
     const calls: string[] = [];
     const called = await exerciseKubeClient(calls);
+    expect(await exerciseBootstrap(calls)).toBe(1);
     // Every KubePort method is exercised (a new method must be added above).
     const methods = Object.getOwnPropertyNames(KubeClient.prototype).filter(m => m !== "constructor");
     expect(methods.filter(m => !called.has(m))).toEqual([]);
@@ -222,4 +259,59 @@ describe("RBAC", () => {
     }
     expect(unused).toEqual([]);
   });
+
+  it("deploy/kustomization.yaml removes the bootstrap's rules and turns KUIK_BOOTSTRAP off", async () => {
+    // deploy/ with a stand-in of the built module: Pepr's own ClusterRole (as in the test above) and Deployments
+    // carrying package.json's env the way `pepr build` writes it.
+    const dir = mkdtempSync(join(tmpdir(), "kuik-rbac-"));
+    try {
+      cpSync(new URL("../deploy", import.meta.url), dir, { recursive: true });
+      const env = [
+        { name: "PEPR_WATCH_MODE", value: "true" },
+        ...Object.entries(pkg.pepr.env).map(([name, value]) => ({ name, value })),
+      ];
+      const deployment = (name: string, role: string, container: string): object => ({
+        apiVersion: "apps/v1",
+        kind: "Deployment",
+        metadata: { name, namespace: "pepr-system", labels: { "pepr.dev/controller": role } },
+        spec: { template: { spec: { containers: [{ name: container, image: "pepr", env }] } } },
+      });
+      const module = [
+        {
+          apiVersion: "rbac.authorization.k8s.io/v1",
+          kind: "ClusterRole",
+          metadata: { name: "pepr-kuik" },
+          rules: await peprClusterRole(),
+        },
+        deployment("pepr-kuik-watcher", "watcher", "watcher"),
+        deployment("pepr-kuik", "admission", "server"),
+      ];
+      writeFileSync(
+        join(dir, "generated", "pepr-module-kuik.yaml"),
+        module.map(o => JSON.stringify(o)).join("\n---\n"),
+      );
+      const built = join(homedir(), ".cache", "kuik", "bin", "kubectl");
+      const kubectl = process.env.KUBECTL ?? (existsSync(built) ? built : "kubectl");
+      const rendered = loadAllYaml(execFileSync(kubectl, ["kustomize", dir], { encoding: "utf8" })) as Array<{
+        kind: string;
+        metadata: { name: string };
+        rules?: Rule[];
+        spec?: { template: { spec: { containers: Array<{ env: Array<{ name: string; value: string }> }> } } };
+      }>;
+      const role = rendered.find(o => o.kind === "ClusterRole" && o.metadata.name === "pepr-kuik");
+      expect(flatten(role?.rules ?? [])).toEqual(
+        flatten(policyRules([...PEPR_RUNTIME_CALLS, ...KUIK_API_CALLS])),
+      );
+      const envOf = (name: string): Record<string, string> =>
+        Object.fromEntries(
+          (rendered.find(o => o.metadata.name === name)?.spec?.template.spec.containers[0]?.env ?? []).map(
+            e => [e.name, e.value],
+          ),
+        );
+      expect(envOf("pepr-kuik-watcher").KUIK_BOOTSTRAP).toBe("false");
+      expect(pkg.pepr.env.KUIK_BOOTSTRAP).toBe("true");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -6,6 +6,7 @@
  */
 import type { Server } from "node:http";
 import type { Logger } from "pino";
+import { startBootstrap, type Bootstrap } from "../bootstrap/bootstrap";
 import type { KuikSettings } from "../shared/watcher-config";
 import { CachedImagesController } from "./controller";
 import { KubeClient } from "./kube-client";
@@ -19,6 +20,12 @@ import { TimerScheduler } from "./scheduler";
 export interface WatcherRuntime {
   controller: CachedImagesController;
   metrics: KuikMetrics;
+  /**
+   * Before the Pepr module and {@link start}: with `bootstrap` (KUIK_BOOTSTRAP=true), starts the bootstrap
+   * (capabilities/bootstrap) and resolves once kuik's CRDs are Established, so Pepr's watches find them, or after
+   * `waitMs` (default 60 s; the bootstrap keeps retrying in the background). Otherwise resolves at once.
+   */
+  prepare(opts: { bootstrap: boolean; waitMs?: number }): Promise<void>;
   /** Starts the loops and the metrics server. */
   start(): void;
   stop(): Promise<void>;
@@ -55,9 +62,20 @@ export function createWatcherRuntime(
   });
   metrics.setSnapshot(controller);
   let server: Server | undefined;
+  let bootstrap: Bootstrap | undefined;
+  const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms).unref());
   return {
     controller,
     metrics,
+    async prepare({ bootstrap: enabled, waitMs = 60_000 }) {
+      if (!enabled || bootstrap !== undefined) return;
+      bootstrap = startBootstrap({ kube: transport, log: log.child({ component: "bootstrap" }), sleep });
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<boolean>(resolve => (timer = setTimeout(() => resolve(true), waitMs).unref()));
+      const timedOut = await Promise.race([bootstrap.crdsEstablished.then(() => false), late]);
+      clearTimeout(timer);
+      if (timedOut) log.warn({ waitMs }, "bootstrap: CRDs not Established yet; starting anyway, still retrying");
+    },
     start() {
       controller.start();
       if (watcher.metricsPort === 0) return;
@@ -70,6 +88,7 @@ export function createWatcherRuntime(
       );
     },
     async stop() {
+      bootstrap?.stop();
       controller.stop();
       scheduler.stop();
       server?.close();

@@ -6,6 +6,8 @@
  * Pepr's scoped RBAC only infers `watch` for Watch/Reconcile bindings (no `list`, although every watch lists
  * first) and nothing for the calls our own code makes (pepr-notes §4.3, B2), so every rule is spelled out here.
  */
+import { DATA_PLANE } from "../bootstrap/manifests.generated";
+import { bootstrapApiCalls } from "../bootstrap/plan";
 
 /** One resource and the verbs kuik uses on it. */
 export interface ApiCall {
@@ -28,12 +30,13 @@ export const DEFAULT_PROXY_CREDENTIALS_SECRET = "kuik-proxy-credentials";
  * apply is needed because an apply that creates the object is authorised as a create too.
  */
 export const KUIK_API_CALLS: readonly ApiCall[] = [
-  { group: "", resource: "pods", verbs: ["list", "watch"], why: "Pod watch bindings, resync, live recount" },
+  { group: "", resource: "pods", verbs: ["watch"], why: "Pod watch bindings" },
   {
     group: "",
-    resource: "serviceaccounts",
+    // one rule for both (not `serviceaccounts` alone): the bootstrap's name-scoped rule owns that key (policyRules)
+    resource: "pods,serviceaccounts",
     verbs: ["list"],
-    why: "resync: pull secrets of service accounts",
+    why: "Pod watch bindings, resync, live recount; resync: pull secrets of service accounts",
   },
   {
     group: "",
@@ -89,6 +92,15 @@ export const PEPR_RUNTIME_CALLS: readonly ApiCall[] = [
   },
 ];
 
+/**
+ * What the watcher's bootstrap needs (capabilities/bootstrap; only when KUIK_BOOTSTRAP=true, the `npx pepr deploy`
+ * install): name-scoped apply of each kuik-system object of deploy/base, and patching the module's webhook.
+ * Derived from the generated manifests, so a new object in deploy/base gets its rule. The kustomize and Helm
+ * installs remove these rules (deploy/kustomization.yaml, scripts/assemble-chart.ts): they come last in
+ * {@link policyRules} for that reason.
+ */
+export const BOOTSTRAP_API_CALLS: readonly ApiCall[] = bootstrapApiCalls(DATA_PLANE);
+
 /** A Kubernetes RBAC PolicyRule. */
 export interface PolicyRule {
   apiGroups: string[];
@@ -103,7 +115,7 @@ export interface PolicyRule {
  * lists for that reason); {@link policyRules} throws if they do.
  */
 export function policyRules(
-  calls: readonly ApiCall[] = [...PEPR_RUNTIME_CALLS, ...KUIK_API_CALLS],
+  calls: readonly ApiCall[] = [...PEPR_RUNTIME_CALLS, ...KUIK_API_CALLS, ...BOOTSTRAP_API_CALLS],
 ): PolicyRule[] {
   const seen = new Set<string>();
   return calls.map(call => {

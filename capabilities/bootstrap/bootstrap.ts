@@ -1,0 +1,163 @@
+/**
+ * The watcher's bootstrap (KUIK_BOOTSTRAP=true, the `npx pepr deploy` install, docs/install.md §3): once at start,
+ * server-side apply kuik's CRDs (waiting until they are Established), then the kuik-system data plane of
+ * deploy/base, then give Pepr's webhook kuik's objectSelector and reinvocationPolicy. Every step is idempotent; a
+ * failed attempt is logged and the whole sequence retried with exponential backoff until it succeeds or the
+ * watcher stops: it never stops the rest of kuik.
+ */
+import type { Logger } from "pino";
+import { PATCH_TYPES, resourcePath, type KubeTransport } from "../cached-images/kube-http";
+import { ConfigError } from "../shared/config";
+import { CRDS, DATA_PLANE } from "./manifests.generated";
+import {
+  applyRequest,
+  BootstrapError,
+  BOOTSTRAP_FIELD_MANAGER,
+  describe,
+  isEstablished,
+  webhookPatch,
+  webhookRef,
+  type Manifest,
+  type WebhookView,
+} from "./plan";
+
+/** Environment variable switching the bootstrap on (`"true"`) or off (`"false"`, or unset). */
+export const BOOTSTRAP_ENV = "KUIK_BOOTSTRAP";
+
+/**
+ * Whether the bootstrap runs.
+ *
+ * @throws ConfigError when {@link BOOTSTRAP_ENV} is neither `true` nor `false`.
+ */
+export function bootstrapEnabled(env: Readonly<Record<string, string | undefined>>): boolean {
+  const raw = env[BOOTSTRAP_ENV]?.trim() ?? "";
+  if (raw === "" || raw === "false") return false;
+  if (raw === "true") return true;
+  throw new ConfigError([`${BOOTSTRAP_ENV}=${JSON.stringify(raw)}: must be true or false`]);
+}
+
+/** What the bootstrap runs against. */
+export interface BootstrapDeps {
+  kube: KubeTransport;
+  log: Logger;
+  /** Resolves after `ms` (or earlier, when stopped). */
+  sleep(ms: number): Promise<void>;
+  crds?: readonly Manifest[];
+  dataPlane?: readonly Manifest[];
+  /** Between two reads of a CRD's Established condition; default 500 ms. */
+  pollMs?: number;
+  /** Longest wait for a CRD to be Established in one attempt; default 30 s. */
+  establishTimeoutMs?: number;
+  /** First retry delay of a failed attempt, doubled up to {@link maxBackoffMs}; default 1 s. */
+  baseBackoffMs?: number;
+  /** Default 60 s. */
+  maxBackoffMs?: number;
+}
+
+/** The running bootstrap. */
+export interface Bootstrap {
+  /** Resolves once the CRDs are Established (never rejects; never resolves if they never are). */
+  readonly crdsEstablished: Promise<void>;
+  /** Resolves once every step succeeded, or when stopped. */
+  readonly done: Promise<void>;
+  /** Attempts so far (1 when the first succeeded). */
+  attempts(): number;
+  /** Stops retrying (an attempt in flight finishes its current request). */
+  stop(): void;
+}
+
+/** Starts the bootstrap at once; see {@link Bootstrap}. */
+export function startBootstrap(deps: BootstrapDeps): Bootstrap {
+  const crds = deps.crds ?? CRDS;
+  const dataPlane = deps.dataPlane ?? DATA_PLANE;
+  const pollMs = deps.pollMs ?? 500;
+  const establishTimeoutMs = deps.establishTimeoutMs ?? 30_000;
+  const log = deps.log;
+  let stopped = false;
+  let attempts = 0;
+  let markEstablished!: () => void;
+  const crdsEstablished = new Promise<void>(resolve => (markEstablished = resolve));
+
+  const apply = async (m: Manifest): Promise<unknown> => deps.kube.request(applyRequest(m));
+
+  /** Applies every CRD, then re-applies (a no-op write whose response has the status) until each is Established. */
+  const applyCrds = async (): Promise<void> => {
+    for (const crd of crds) {
+      const deadline = Date.now() + establishTimeoutMs;
+      let live = await apply(crd);
+      while (!isEstablished(live)) {
+        if (stopped) return;
+        if (Date.now() >= deadline) {
+          throw new BootstrapError(
+            "BOOTSTRAP_NOT_ESTABLISHED",
+            `${describe(crd)} not Established after ${establishTimeoutMs} ms`,
+          );
+        }
+        await deps.sleep(pollMs);
+        live = await apply(crd);
+      }
+    }
+    log.info({ crds: crds.map(c => c.metadata.name) }, "bootstrap: CRDs applied and Established");
+    markEstablished();
+  };
+
+  const patchWebhook = async (): Promise<void> => {
+    const path = resourcePath(webhookRef());
+    let config: { webhooks?: WebhookView[] };
+    try {
+      config = await deps.kube.request<{ webhooks?: WebhookView[] }>({ method: "GET", path, read: true });
+    } catch (err) {
+      throw new BootstrapError("BOOTSTRAP_WEBHOOK", `reading ${path}: ${(err as Error).message}`);
+    }
+    const ops = webhookPatch(config);
+    if (ops.length === 0) return;
+    await deps.kube.request({
+      method: "PATCH",
+      path,
+      query: { fieldManager: BOOTSTRAP_FIELD_MANAGER },
+      body: ops,
+      contentType: PATCH_TYPES.json,
+    });
+    log.info({ ops: ops.filter(o => o.op !== "test").map(o => o.path) }, "bootstrap: webhook patched");
+  };
+
+  const attempt = async (): Promise<void> => {
+    await applyCrds();
+    for (const m of dataPlane) {
+      if (stopped) return;
+      await apply(m);
+    }
+    log.info({ objects: dataPlane.map(describe) }, "bootstrap: kuik-system data plane applied");
+    if (!stopped) await patchWebhook();
+  };
+
+  const done = (async () => {
+    let backoff = deps.baseBackoffMs ?? 1000;
+    const maxBackoff = deps.maxBackoffMs ?? 60_000;
+    while (!stopped) {
+      attempts++;
+      try {
+        await attempt();
+        if (!stopped) log.info({ attempts }, "bootstrap complete");
+        return;
+      } catch (err) {
+        log.error(
+          { err, attempt: attempts, retryInMs: backoff },
+          "bootstrap failed (KUIK_BOOTSTRAP=true: applying kuik's CRDs, kuik-system and the webhook settings); " +
+            "retrying. Check the watcher's RBAC or install with kustomize/Helm (docs/install.md)",
+        );
+        await deps.sleep(backoff);
+        backoff = Math.min(backoff * 2, maxBackoff);
+      }
+    }
+  })();
+
+  return {
+    crdsEstablished,
+    done,
+    attempts: () => attempts,
+    stop() {
+      stopped = true;
+    },
+  };
+}
