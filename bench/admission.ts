@@ -21,6 +21,7 @@
  *
  *   npx tsx bench/admission.ts     RATE=200 DURATION=20 WARMUP=5 RUNS=3 CONNECTIONS=16 LOG_LEVEL=info PIN=1
  *                                  BENCH_TIMEOUT=900 SERVERS=floor,shipped,ramda CPU_PROF=0
+ *                                  MODULE_NODE_OPTIONS=(default: the Deployment's, from package.json pepr.env)
  *
  * CPU_PROF=1 runs the two Pepr servers with `--cpu-prof` (kept under .kuik/bench/) and prints where their CPU went.
  *
@@ -389,6 +390,10 @@ async function main(): Promise<void> {
     for (const k of ["KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "PEPR_MODE", "NODE_OPTIONS"]) {
       delete baseEnv[k];
     }
+    // The Deployment's own Node flags (package.json pepr.env) are part of what ships; the caller's (tsx) are not.
+    if (env.NODE_OPTIONS !== undefined) baseEnv.NODE_OPTIONS = env.NODE_OPTIONS;
+    if (process.env.MODULE_NODE_OPTIONS !== undefined) baseEnv.NODE_OPTIONS = process.env.MODULE_NODE_OPTIONS;
+    console.log(`module NODE_OPTIONS: ${baseEnv.NODE_OPTIONS ?? "(none)"}`);
     const mutatePath = `/mutate/${apiPath}`;
     for (const name of SERVERS) {
       const port = await freePort();
