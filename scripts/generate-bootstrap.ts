@@ -11,11 +11,11 @@
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { isDeepStrictEqual } from "node:util";
-import { loadAllYaml } from "@kubernetes/client-node";
 
 const ROOT = resolve(import.meta.dirname, "..");
 /** The generated module, relative to the repository root. */
@@ -27,9 +27,19 @@ function kubectl(): string {
   return process.env.KUBECTL ?? (existsSync(built) ? built : "kubectl");
 }
 
-/** Parsed YAML documents as plain JSON data (the YAML parser's objects have no prototype), empty ones dropped. */
+/**
+ * The YAML parser of @kubernetes/client-node (its own dependency, js-yaml). Not its `loadAllYaml`: that one turns
+ * known kinds into its model classes, renaming fields (`default` → `_default`, `x-kubernetes-…` → `x_kubernetes_…`).
+ */
+function yamlParser(): { loadAll(text: string): unknown[] } {
+  const clientNode = createRequire(import.meta.url).resolve("@kubernetes/client-node");
+  return createRequire(clientNode)("js-yaml") as { loadAll(text: string): unknown[] };
+}
+
+/** Parsed YAML documents as plain JSON data, empty ones dropped. */
 function documents(text: string): object[] {
-  return (loadAllYaml(text) as unknown[])
+  return yamlParser()
+    .loadAll(text)
     .filter((d): d is object => d !== null && typeof d === "object")
     .map(d => JSON.parse(JSON.stringify(d)) as object);
 }

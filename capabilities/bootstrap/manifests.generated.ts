@@ -10,10 +10,10 @@ export const CRDS: readonly Manifest[] = [
     apiVersion: "apiextensions.k8s.io/v1",
     kind: "CustomResourceDefinition",
     metadata: {
+      name: "cachedimages.kuik.enix.io",
       labels: {
         "app.kubernetes.io/part-of": "kuik",
       },
-      name: "cachedimages.kuik.enix.io",
     },
     spec: {
       group: "kuik.enix.io",
@@ -21,76 +21,83 @@ export const CRDS: readonly Manifest[] = [
         kind: "CachedImage",
         listKind: "CachedImageList",
         plural: "cachedimages",
-        shortNames: ["ci"],
         singular: "cachedimage",
+        shortNames: ["ci"],
       },
       scope: "Cluster",
       versions: [
         {
+          name: "v1alpha1",
+          served: true,
+          storage: true,
+          subresources: {
+            status: {},
+          },
           additionalPrinterColumns: [
             {
-              description:
-                "Current phase of the image (Synchronizing, Pulling, Ready, ErrImagePull, Terminating).",
-              jsonPath: ".status.phase",
               name: "Phase",
               type: "string",
+              jsonPath: ".status.phase",
+              description:
+                "Current phase of the image (Synchronizing, Pulling, Ready, ErrImagePull, Terminating).",
             },
             {
-              description: "Whether the image is present in the cache registry.",
-              jsonPath: ".status.isCached",
               name: "Cached",
               type: "boolean",
+              jsonPath: ".status.isCached",
+              description: "Whether the image is present in the cache registry.",
             },
             {
-              description: "Whether the image is kept in cache even when no pod uses it.",
-              jsonPath: ".spec.retain",
               name: "Retain",
               type: "boolean",
+              jsonPath: ".spec.retain",
+              description: "Whether the image is kept in cache even when no pod uses it.",
             },
             {
-              description: "When the unused image will be removed from the cache.",
-              jsonPath: ".spec.expiresAt",
               name: "Expires at",
               type: "string",
+              jsonPath: ".spec.expiresAt",
+              description: "When the unused image will be removed from the cache.",
             },
             {
-              description: "Number of pods using the image.",
-              jsonPath: ".status.usedBy.count",
               name: "Pods count",
               type: "integer",
+              jsonPath: ".status.usedBy.count",
+              description: "Number of pods using the image.",
             },
             {
-              jsonPath: ".metadata.creationTimestamp",
               name: "Age",
               type: "date",
+              jsonPath: ".metadata.creationTimestamp",
             },
             {
-              description: "Image reference the cache copies from.",
-              jsonPath: ".spec.sourceImage",
               name: "Source image",
-              priority: 1,
               type: "string",
+              jsonPath: ".spec.sourceImage",
+              priority: 1,
+              description: "Image reference the cache copies from.",
             },
             {
-              description: "Whether the cached digest equals the upstream digest at the last check.",
-              jsonPath: ".status.upToDate",
               name: "Up to date",
-              priority: 1,
               type: "boolean",
+              jsonPath: ".status.upToDate",
+              priority: 1,
+              description: "Whether the cached digest equals the upstream digest at the last check.",
             },
             {
-              description: "Consecutive failed caching attempts.",
-              jsonPath: ".status.retryCount",
               name: "Retries",
-              priority: 1,
               type: "integer",
+              jsonPath: ".status.retryCount",
+              priority: 1,
+              description: "Consecutive failed caching attempts.",
             },
           ],
-          name: "v1alpha1",
           schema: {
             openAPIV3Schema: {
               description:
                 "CachedImage is one image reference (a tag or a digest) that kuik copies into its cache registry and keeps there while pods use it. Its name is derived from the normalised source image (for example `docker.io-library-nginx-1.25` for `nginx:1.25`); kuik renames objects created under another name.",
+              type: "object",
+              required: ["spec"],
               properties: {
                 apiVersion: {
                   description: "APIVersion defines the versioned schema of this representation of an object.",
@@ -106,39 +113,40 @@ export const CRDS: readonly Manifest[] = [
                 },
                 spec: {
                   description: "Desired state of the cached image.",
+                  type: "object",
+                  required: ["sourceImage"],
                   properties: {
                     sourceImage: {
                       description:
                         "Image reference to cache, as written in the pod (for example `nginx:1.25`, `ghcr.io/org/app:v1`, `registry.example.com:5000/app@sha256:<hex>`). Normalised by kuik when it is used (`nginx` is `docker.io/library/nginx:latest`). Digest-pinned references are cached with their digest preserved.",
-                      maxLength: 1024,
-                      minLength: 1,
-                      pattern: "^[A-Za-z0-9\\[][A-Za-z0-9._:/@+=\\[\\]-]*$",
                       type: "string",
+                      minLength: 1,
+                      maxLength: 1024,
+                      pattern: "^[A-Za-z0-9\\[][A-Za-z0-9._:/@+=\\[\\]-]*$",
                     },
                     expiresAt: {
                       description:
                         "Time at which the image is removed from the cache if no pod uses it. Set by kuik to now + the expiry delay when the last pod using the image goes away, and cleared when a pod uses it again or when `retain` is true. The deletion re-checks the pods using the image first.",
-                      format: "date-time",
                       type: "string",
+                      format: "date-time",
                     },
                     retain: {
-                      _default: false,
                       description:
                         "Keep the image in the cache even when no pod uses it (`expiresAt` is then never set).",
                       type: "boolean",
+                      default: false,
                     },
                   },
-                  required: ["sourceImage"],
-                  type: "object",
                 },
                 status: {
                   description: "Observed state of the cached image, written by kuik only.",
+                  type: "object",
                   properties: {
                     phase: {
                       description:
                         "Current phase: `Synchronizing` (checking the upstream image), `Pulling` (copying it into the cache), `Ready` (cached), `ErrImagePull` (the last copy failed; see `lastError` and `nextRetry`), `Terminating` (being removed from the cache).",
-                      _enum: ["Synchronizing", "Pulling", "Ready", "ErrImagePull", "Terminating"],
                       type: "string",
+                      enum: ["Synchronizing", "Pulling", "Ready", "ErrImagePull", "Terminating"],
                     },
                     isCached: {
                       description:
@@ -148,14 +156,14 @@ export const CRDS: readonly Manifest[] = [
                     digest: {
                       description:
                         "Digest of the top-level manifest (image index or single-platform manifest) stored in the cache at the last successful copy, as `algorithm:hex` (kuik v1 stored the bare hex; readers should accept both). The whole index is kept, so this equals the upstream digest.",
-                      maxLength: 200,
                       type: "string",
+                      maxLength: 200,
                     },
                     upstreamDigest: {
                       description:
                         "Digest of the top-level manifest upstream at the last check (empty if unavailable).",
-                      maxLength: 200,
                       type: "string",
+                      maxLength: 200,
                     },
                     upToDate: {
                       description:
@@ -169,42 +177,46 @@ export const CRDS: readonly Manifest[] = [
                     },
                     lastSeenUpstream: {
                       description: "Last time the image was found in its origin registry.",
-                      format: "date-time",
                       type: "string",
+                      format: "date-time",
                     },
                     lastSync: {
                       description: "Last time the upstream image was checked.",
-                      format: "date-time",
                       type: "string",
+                      format: "date-time",
                     },
                     lastSuccessfulPull: {
                       description: "Last time the image was successfully copied into the cache.",
-                      format: "date-time",
                       type: "string",
+                      format: "date-time",
                     },
                     progress: {
                       description: "Progress of the current or last copy into the cache, in bytes of blobs.",
+                      type: "object",
                       properties: {
                         total: {
                           description: "Total size of the blobs to copy.",
+                          type: "integer",
                           format: "int64",
                           minimum: 0,
-                          type: "integer",
                         },
                         available: {
                           description: "Size of the blobs already present in the cache.",
+                          type: "integer",
                           format: "int64",
                           minimum: 0,
-                          type: "integer",
                         },
                       },
-                      type: "object",
                     },
                     usedBy: {
                       description: "Pods using this image (terminating pods are not counted).",
+                      type: "object",
                       properties: {
                         pods: {
                           description: "References to the pods using this image.",
+                          type: "array",
+                          "x-kubernetes-list-type": "map",
+                          "x-kubernetes-list-map-keys": ["namespacedName"],
                           items: {
                             type: "object",
                             required: ["namespacedName"],
@@ -216,47 +228,46 @@ export const CRDS: readonly Manifest[] = [
                               },
                             },
                           },
-                          type: "array",
-                          x_kubernetes_list_map_keys: ["namespacedName"],
-                          x_kubernetes_list_type: "map",
                         },
                         count: {
                           description:
                             "Number of pods using this image (kept because printer columns cannot compute the length of `pods`).",
-                          minimum: 0,
                           type: "integer",
+                          minimum: 0,
                         },
                       },
-                      type: "object",
                     },
                     observedGeneration: {
                       description: "(kuik v2) The `metadata.generation` this status was computed from.",
+                      type: "integer",
                       format: "int64",
                       minimum: 0,
-                      type: "integer",
                     },
                     retryCount: {
                       description:
                         "(kuik v2) Number of consecutive failed copy attempts; reset to 0 on success.",
+                      type: "integer",
                       format: "int32",
                       minimum: 0,
-                      type: "integer",
                     },
                     nextRetry: {
                       description:
                         "(kuik v2) Earliest time of the next copy attempt after a failure (exponential backoff).",
-                      format: "date-time",
                       type: "string",
+                      format: "date-time",
                     },
                     lastError: {
                       description:
                         "(kuik v2) Message of the last copy or check failure; empty after a success.",
-                      maxLength: 4096,
                       type: "string",
+                      maxLength: 4096,
                     },
                     conditions: {
                       description:
                         "(kuik v2) Standard conditions. `Ready` is True when the image is cached and up to date with the last check.",
+                      type: "array",
+                      "x-kubernetes-list-type": "map",
+                      "x-kubernetes-list-map-keys": ["type"],
                       items: {
                         description:
                           "Condition contains details for one aspect of the current state of this resource.",
@@ -302,22 +313,11 @@ export const CRDS: readonly Manifest[] = [
                           },
                         },
                       },
-                      type: "array",
-                      x_kubernetes_list_map_keys: ["type"],
-                      x_kubernetes_list_type: "map",
                     },
                   },
-                  type: "object",
                 },
               },
-              required: ["spec"],
-              type: "object",
             },
-          },
-          served: true,
-          storage: true,
-          subresources: {
-            status: {},
           },
         },
       ],
@@ -327,10 +327,10 @@ export const CRDS: readonly Manifest[] = [
     apiVersion: "apiextensions.k8s.io/v1",
     kind: "CustomResourceDefinition",
     metadata: {
+      name: "repositories.kuik.enix.io",
       labels: {
         "app.kubernetes.io/part-of": "kuik",
       },
-      name: "repositories.kuik.enix.io",
     },
     spec: {
       group: "kuik.enix.io",
@@ -338,51 +338,58 @@ export const CRDS: readonly Manifest[] = [
         kind: "Repository",
         listKind: "RepositoryList",
         plural: "repositories",
-        shortNames: ["repo"],
         singular: "repository",
+        shortNames: ["repo"],
       },
       scope: "Cluster",
       versions: [
         {
+          name: "v1alpha1",
+          served: true,
+          storage: true,
+          subresources: {
+            status: {},
+          },
           additionalPrinterColumns: [
             {
-              description:
-                "Ready, or the reason why some images of the repository are not (Pulling, ErrImagePull, Terminating).",
-              jsonPath: ".status.phase",
               name: "Phase",
               type: "string",
+              jsonPath: ".status.phase",
+              description:
+                "Ready, or the reason why some images of the repository are not (Pulling, ErrImagePull, Terminating).",
             },
             {
-              description: "Number of CachedImages of this repository.",
-              jsonPath: ".status.images",
               name: "Images",
               type: "integer",
+              jsonPath: ".status.images",
+              description: "Number of CachedImages of this repository.",
             },
             {
-              jsonPath: ".metadata.creationTimestamp",
               name: "Age",
               type: "date",
+              jsonPath: ".metadata.creationTimestamp",
             },
             {
-              description: "Normalised repository path.",
-              jsonPath: ".spec.name",
               name: "Repository",
-              priority: 1,
               type: "string",
+              jsonPath: ".spec.name",
+              priority: 1,
+              description: "Normalised repository path.",
             },
             {
-              description: "Period of the forced refresh of matching CachedImages.",
-              jsonPath: ".spec.updateInterval",
               name: "Update interval",
-              priority: 1,
               type: "string",
+              jsonPath: ".spec.updateInterval",
+              priority: 1,
+              description: "Period of the forced refresh of matching CachedImages.",
             },
           ],
-          name: "v1alpha1",
           schema: {
             openAPIV3Schema: {
               description:
                 "Repository is one image repository (for example `docker.io/library/nginx`). It holds the pull secrets used to copy its images into the cache and to fetch them from the origin on a cache miss, and an optional refresh policy for mutable tags. Its name is the sanitised `spec.name` (`docker.io-library-nginx`). CachedImages of the repository carry the label `kuik.enix.io/repository`.",
+              type: "object",
+              required: ["spec"],
               properties: {
                 apiVersion: {
                   description: "APIVersion defines the versioned schema of this representation of an object.",
@@ -398,35 +405,41 @@ export const CRDS: readonly Manifest[] = [
                 },
                 spec: {
                   description: "Desired state of the repository.",
+                  type: "object",
+                  required: ["name"],
                   properties: {
                     name: {
                       description:
                         "Normalised repository path including the registry, without tag or digest (for example `docker.io/library/nginx`, `registry.example.com:5000/team/app`).",
-                      maxLength: 255,
-                      minLength: 1,
-                      pattern: "^[A-Za-z0-9\\[][A-Za-z0-9._:/\\[\\]-]*$",
                       type: "string",
+                      minLength: 1,
+                      maxLength: 255,
+                      pattern: "^[A-Za-z0-9\\[][A-Za-z0-9._:/\\[\\]-]*$",
                     },
                     pullSecretNames: {
                       description:
                         "Names of pull secrets (type `kubernetes.io/dockerconfigjson` or `kubernetes.io/dockercfg`) in `pullSecretsNamespace`. Set by users; kuik v2 never writes this field (kuik v1 overwrote it with the secrets of the last pod it saw). Used together with `pullSecrets`.",
+                      type: "array",
+                      maxItems: 256,
                       items: {
                         type: "string",
                         minLength: 1,
                         maxLength: 253,
                       },
-                      maxItems: 256,
-                      type: "array",
                     },
                     pullSecretsNamespace: {
                       description:
                         "Namespace of the secrets listed in `pullSecretNames`. Set by users; never written by kuik v2.",
-                      maxLength: 63,
                       type: "string",
+                      maxLength: 63,
                     },
                     pullSecrets: {
                       description:
                         "(kuik v2) Pull secrets across namespaces, one entry per secret. kuik maintains the entries it discovers from the `imagePullSecrets` of the pods using this repository and of their service accounts, with server-side apply under its own field manager: an entry is added while a pod using the repository references the secret and removed once none does (the list is left as it is while no pod uses the repository, so a later refresh still has credentials). Entries added by users with another field manager are never removed. The credentials tried are the union of these entries and of `pullSecretNames` in `pullSecretsNamespace`; missing secrets are skipped.",
+                      type: "array",
+                      maxItems: 256,
+                      "x-kubernetes-list-type": "map",
+                      "x-kubernetes-list-map-keys": ["namespace", "name"],
                       items: {
                         type: "object",
                         required: ["namespace", "name"],
@@ -445,61 +458,59 @@ export const CRDS: readonly Manifest[] = [
                           },
                         },
                       },
-                      maxItems: 256,
-                      type: "array",
-                      x_kubernetes_list_map_keys: ["namespace", "name"],
-                      x_kubernetes_list_type: "map",
                     },
                     updateInterval: {
                       description:
                         "Period of the forced refresh of the CachedImages of this repository that match `updateFilters`, as a Go duration (`90s`, `1m`, `1h30m`). Unset: never refreshed.",
+                      type: "string",
                       maxLength: 64,
                       pattern: "^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$",
-                      type: "string",
                     },
                     updateFilters: {
                       description:
                         "Regular expressions matched against `spec.sourceImage` of the CachedImages of this repository; a CachedImage is refreshed every `updateInterval` if one matches (all of them when the list is empty).",
+                      type: "array",
+                      maxItems: 64,
                       items: {
                         type: "string",
                         minLength: 1,
                         maxLength: 1024,
                       },
-                      maxItems: 64,
-                      type: "array",
                     },
                   },
-                  required: ["name"],
-                  type: "object",
                 },
                 status: {
                   description: "Observed state of the repository, written by kuik only.",
+                  type: "object",
                   properties: {
                     images: {
                       description: "Number of CachedImages of this repository.",
-                      minimum: 0,
                       type: "integer",
+                      minimum: 0,
                     },
                     phase: {
                       description:
                         "`Ready` when every CachedImage of the repository is Ready, otherwise the reason of the Ready condition (`Pulling`, `ErrImagePull`, `Terminating`).",
-                      _enum: ["Ready", "Pulling", "ErrImagePull", "Terminating"],
                       type: "string",
+                      enum: ["Ready", "Pulling", "ErrImagePull", "Terminating"],
                     },
                     lastUpdate: {
                       description:
                         "Last time the CachedImages of this repository were refreshed (see `updateInterval`).",
-                      format: "date-time",
                       type: "string",
+                      format: "date-time",
                     },
                     observedGeneration: {
                       description: "(kuik v2) The `metadata.generation` this status was computed from.",
+                      type: "integer",
                       format: "int64",
                       minimum: 0,
-                      type: "integer",
                     },
                     conditions: {
                       description: "Standard conditions; type `Ready`.",
+                      type: "array",
+                      "x-kubernetes-list-type": "map",
+                      "x-kubernetes-list-map-keys": ["type"],
                       items: {
                         description:
                           "Condition contains details for one aspect of the current state of this resource.",
@@ -545,22 +556,11 @@ export const CRDS: readonly Manifest[] = [
                           },
                         },
                       },
-                      type: "array",
-                      x_kubernetes_list_map_keys: ["type"],
-                      x_kubernetes_list_type: "map",
                     },
                   },
-                  type: "object",
                 },
               },
-              required: ["spec"],
-              type: "object",
             },
-          },
-          served: true,
-          storage: true,
-          subresources: {
-            status: {},
           },
         },
       ],
@@ -981,7 +981,7 @@ export const DATA_PLANE: readonly Manifest[] = [
     spec: {
       ingress: [
         {
-          _from: [
+          from: [
             {
               podSelector: {
                 matchLabels: {

@@ -87,6 +87,9 @@ describe("generated manifests", () => {
     ]);
     expect(DATA_PLANE[0]).toMatchObject({ kind: "Namespace", metadata: { name: "kuik-system" } });
     for (const m of DATA_PLANE.slice(1)) expect(m.metadata.namespace).toBe("kuik-system");
+    // the YAML's own field names (not a client library's model names: `x_kubernetes_…`, `_default`)
+    expect(JSON.stringify(CRDS)).toContain('"x-kubernetes-list-type"');
+    expect(JSON.stringify(CRDS)).not.toMatch(/"x_kubernetes|"_default"|"_enum"/);
     expect(DATA_PLANE.map(m => m.kind)).toEqual(
       expect.arrayContaining(["ConfigMap", "Service", "StatefulSet", "DaemonSet", "NetworkPolicy"]),
     );

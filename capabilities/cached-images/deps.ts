@@ -71,10 +71,12 @@ export function createWatcherRuntime(
       if (!enabled || bootstrap !== undefined) return;
       bootstrap = startBootstrap({ kube: transport, log: log.child({ component: "bootstrap" }), sleep });
       let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<boolean>(resolve => (timer = setTimeout(() => resolve(true), waitMs).unref()));
+      // not unref'd: until Pepr's server listens, this timer is what keeps the process alive
+      const late = new Promise<boolean>(resolve => (timer = setTimeout(() => resolve(true), waitMs)));
       const timedOut = await Promise.race([bootstrap.crdsEstablished.then(() => false), late]);
       clearTimeout(timer);
-      if (timedOut) log.warn({ waitMs }, "bootstrap: CRDs not Established yet; starting anyway, still retrying");
+      if (timedOut)
+        log.warn({ waitMs }, "bootstrap: CRDs not Established yet; starting anyway, still retrying");
     },
     start() {
       controller.start();
