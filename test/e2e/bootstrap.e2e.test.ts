@@ -90,6 +90,7 @@ beforeAll(async () => {
     },
   });
   readyMs = Date.now() - startedAt;
+  console.info(`bootstrap.e2e timings (ms): module started (both /healthz, CRDs Established first) ${readyMs}`);
 }, 300_000);
 
 afterAll(async () => {
@@ -199,5 +200,18 @@ describe.skipIf(!controlPlaneAvailable())("npx pepr deploy alone: the watcher's 
       { timeoutMs: 30_000, diagnostics: () => module?.watcher.readLog().slice(-3000) ?? "" },
     );
     expect(tracked.metadata?.name).toBeTruthy();
+  });
+
+  it("runs again at each watcher start: a deleted object comes back, the webhook is not patched twice", async () => {
+    const watcher = module as KuikModule;
+    await cp.kubectl(["delete", "daemonset", "kube-image-keeper-proxy", "-n", "kuik-system", "--wait=true"]);
+    await watcher.restart("watcher");
+    await waitFor(
+      "the second bootstrap",
+      async () => (watcher.watcher.readLog().match(/"msg":"bootstrap complete"/g) ?? []).length === 2,
+      { timeoutMs: 30_000, diagnostics: () => watcher.watcher.readLog().slice(-3000) },
+    );
+    await cp.kubectl(["get", "daemonset", "kube-image-keeper-proxy", "-n", "kuik-system"]);
+    expect(watcher.watcher.readLog().match(/"msg":"bootstrap: webhook patched"/g) ?? []).toHaveLength(1);
   });
 });
