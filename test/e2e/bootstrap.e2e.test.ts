@@ -90,7 +90,9 @@ beforeAll(async () => {
     },
   });
   readyMs = Date.now() - startedAt;
-  console.info(`bootstrap.e2e timings (ms): module started (both /healthz, CRDs Established first) ${readyMs}`);
+  console.info(
+    `bootstrap.e2e timings (ms): module started (both /healthz, CRDs Established first) ${readyMs}`,
+  );
 }, 300_000);
 
 afterAll(async () => {
