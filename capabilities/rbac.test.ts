@@ -158,6 +158,7 @@ async function exerciseKubeClient(calls: string[]): Promise<Set<string>> {
   await kube.applyRepository("r", "docker.io/r", []);
   await kube.ensureRepository("r", "docker.io/r");
   await kube.patchRepositoryStatus("r", {});
+  await kube.patchRepository("r", [{ op: "remove", path: "/metadata/finalizers/0" }]);
   return called;
 }
 

@@ -56,12 +56,15 @@ export function addFinalizerOps(ci: CachedImage): JsonPatchOp[] {
 }
 
 /** JSON Patch removing kuik's finalizer at its current index, guarded by a `test` of that index. */
-export function removeFinalizerOps(ci: CachedImage): JsonPatchOp[] {
-  const index = ((ci.metadata?.finalizers as string[] | undefined) ?? []).indexOf(FINALIZER_CACHED_IMAGE);
+export function removeFinalizerOps(
+  object: { metadata?: { finalizers?: unknown } },
+  finalizer: string = FINALIZER_CACHED_IMAGE,
+): JsonPatchOp[] {
+  const index = ((object.metadata?.finalizers as string[] | undefined) ?? []).indexOf(finalizer);
   if (index < 0) return [];
   const path = `/metadata/finalizers/${index}`;
   return [
-    { op: "test", path, value: FINALIZER_CACHED_IMAGE },
+    { op: "test", path, value: finalizer },
     { op: "remove", path },
   ];
 }

@@ -190,6 +190,26 @@ describe("needsReconcile", () => {
 });
 
 describe("CachedImagesController loops", () => {
+  it("lets a Repository carrying kube-image-keeper v1's finalizer be deleted, keeping other finalizers", async () => {
+    const controller = startController();
+    await time.advance(1000);
+    kube.addPod(managedPod("web", "a", ["nginx:1.25"]));
+    await time.advance(3000);
+    const repoName = "docker.io-library-nginx";
+    expect(kube.repositories.has(repoName)).toBe(true);
+    const v1Finalizers = ["example.com/keep", "repository.kuik.enix.io/finalizer"];
+    await kube.patchRepository(repoName, [{ op: "add", path: "/metadata/finalizers", value: v1Finalizers }]);
+    await time.advance(100);
+    expect(kube.repositories.get(repoName)?.metadata?.finalizers).toEqual(v1Finalizers); // not being deleted
+    kube.deleteRepository(repoName);
+    await time.advance(100);
+    expect(kube.repositories.get(repoName)?.metadata?.finalizers).toEqual(["example.com/keep"]);
+    // The user's own finalizer is theirs to remove; then the deletion completes.
+    await kube.patchRepository(repoName, [{ op: "remove", path: "/metadata/finalizers/0" }]);
+    expect(kube.repositories.has(repoName)).toBe(false);
+    controller.stop();
+  });
+
   it("retries a failed credentials rewrite with backoff instead of waiting for the next resync", async () => {
     const { KubeApiError } = await import("./ports");
     const controller = startController();

@@ -11,10 +11,10 @@
 import type { Logger } from "pino";
 import type { CachedImage, Repository } from "../crd";
 import type { KuikConfig } from "../shared/config";
-import { ANNOTATION_FORCE_UPDATE, FORCE_UPDATE_VALUE } from "../shared/labels";
+import { ANNOTATION_FORCE_UPDATE, FINALIZER_REPOSITORY, FORCE_UPDATE_VALUE } from "../shared/labels";
 import type { PodLike } from "../shared/names";
 import type { WatcherConfig } from "../shared/watcher-config";
-import { cacheReference, hasFinalizer, sourceReference } from "./cache-ref";
+import { cacheReference, hasFinalizer, removeFinalizerOps, sourceReference } from "./cache-ref";
 import { ProxyCredentialsSync, keyringForImage } from "./credentials";
 import { podImages } from "./desired";
 import { EventRecorder, type EventSink } from "./events";
@@ -119,6 +119,28 @@ export class CachedImagesController implements WatchHandlers, MetricsSnapshot {
   onRepository(repo: Repository, phase: string): void {
     this.tracker.onRepository(repo, phase === "DELETED");
     this.#schedule("credentials", CREDENTIALS_DEBOUNCE_MS, () => this.syncCredentials(), false);
+    const name = repo.metadata?.name as string | undefined;
+    if (phase !== "DELETED" && name !== undefined && repo.metadata?.deletionTimestamp !== undefined) {
+      if (removeFinalizerOps(repo, FINALIZER_REPOSITORY).length > 0)
+        this.#schedule(`repository-finalizer/${name}`, 0, () => this.releaseRepository(name), false);
+    }
+  }
+
+  /**
+   * Lets a Repository being deleted go: kube-image-keeper v1 put its finalizer on every Repository and kuik has no
+   * use for it (a Repository is only a place for pull secrets), so a Repository adopted from v1 would otherwise hang
+   * in deletion for ever. Reads it again first: only a Repository still being deleted loses the finalizer.
+   */
+  async releaseRepository(name: string): Promise<void> {
+    const repo = await this.#deps.kube.getRepository(name);
+    if (repo?.metadata?.deletionTimestamp === undefined) return;
+    const ops = removeFinalizerOps(repo, FINALIZER_REPOSITORY);
+    if (ops.length === 0) return;
+    await this.#deps.kube.patchRepository(name, ops);
+    this.#deps.log.info(
+      { repository: name, finalizer: FINALIZER_REPOSITORY },
+      "released a v1 Repository finalizer",
+    );
   }
 
   /** Starts the loops: resync now, then periodically; sweep periodically. */

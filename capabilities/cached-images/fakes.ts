@@ -235,7 +235,29 @@ export class FakeKube implements KubePort {
     this.#emit("CachedImage", ci, phase);
   }
 
+  async patchRepository(name: string, ops: JsonPatchOp[]): Promise<void> {
+    this.#call("patchRepository", name);
+    const existing = this.repositories.get(name);
+    if (existing === undefined) throw new KubeApiError(404, "not found");
+    this.#storeRepo(applyJsonPatch(existing, ops) as Repository);
+  }
+
+  /** Test helper (not a port method): a `kubectl delete`, which only marks it while finalizers remain. */
+  deleteRepository(name: string): void {
+    const repo = this.repositories.get(name);
+    if (repo === undefined) return;
+    const next = clone(repo);
+    (next.metadata as Record<string, unknown>).deletionTimestamp = new Date(0).toISOString();
+    this.#storeRepo(next);
+  }
+
   #storeRepo(repo: Repository): void {
+    const meta = repo.metadata as Record<string, unknown>;
+    if (meta.deletionTimestamp && ((meta.finalizers as string[] | undefined) ?? []).length === 0) {
+      this.repositories.delete(meta.name as string);
+      this.#emit("Repository", repo, "DELETED");
+      return;
+    }
     (repo.metadata as Record<string, unknown>).resourceVersion = String(this.#rv++);
     const phase = this.repositories.has(repo.metadata?.name as string) ? "MODIFIED" : "ADDED";
     this.repositories.set(repo.metadata?.name as string, repo);

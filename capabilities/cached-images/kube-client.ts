@@ -180,11 +180,19 @@ export class KubeClient implements KubePort {
     return this.#apply(CACHED_IMAGE, { metadata: { name, labels }, spec: { sourceImage } });
   }
 
-  async patchCachedImage(name: string, ops: JsonPatchOp[]): Promise<void> {
+  patchCachedImage(name: string, ops: JsonPatchOp[]): Promise<void> {
+    return this.#jsonPatch(CACHED_IMAGE, name, ops);
+  }
+
+  patchRepository(name: string, ops: JsonPatchOp[]): Promise<void> {
+    return this.#jsonPatch(REPOSITORY, name, ops);
+  }
+
+  async #jsonPatch(kind: Kind, name: string, ops: JsonPatchOp[]): Promise<void> {
     if (ops.length === 0) return;
     await this.api.request({
       method: "PATCH",
-      path: path(CACHED_IMAGE, { name }),
+      path: path(kind, { name }),
       query: { fieldManager: UPDATE_FIELD_MANAGER },
       contentType: PATCH_TYPES.json,
       body: ops,

@@ -72,6 +72,8 @@ export interface KubePort {
    */
   ensureRepository(objectName: string, name: string): Promise<void>;
   patchRepositoryStatus(name: string, status: Record<string, unknown>): Promise<void>;
+  /** JSON Patch of a Repository (kuik only ever removes kube-image-keeper v1's finalizer with it). */
+  patchRepository(name: string, ops: JsonPatchOp[]): Promise<void>;
 }
 
 /**

@@ -192,6 +192,20 @@ describe.skipIf(!controlPlaneAvailable(false))("KubeClient against a real kube-a
     });
   });
 
+  it("removes kube-image-keeper v1's finalizer from a Repository being deleted (JSON patch), which then goes", async () => {
+    const finalizer = "repository.kuik.enix.io/finalizer";
+    await kube.ensureRepository("quay.io-org-old", "quay.io/org/old");
+    await cp.kubectl(["patch", "repository", "quay.io-org-old", "--type=merge", "-p", JSON.stringify({ metadata: { finalizers: [finalizer] } })]); // prettier-ignore
+    await cp.kubectl(["delete", "repository", "quay.io-org-old", "--wait=false"]);
+    const deleting = await kube.getRepository("quay.io-org-old");
+    expect(deleting?.metadata?.deletionTimestamp).toBeDefined();
+    await kube.patchRepository("quay.io-org-old", [
+      { op: "test", path: "/metadata/finalizers/0", value: finalizer },
+      { op: "remove", path: "/metadata/finalizers/0" },
+    ]);
+    expect(await kube.getRepository("quay.io-org-old")).toBeUndefined();
+  });
+
   it("creates Events", async () => {
     const stamp = new Date().toISOString();
     await kube.createEvent({
