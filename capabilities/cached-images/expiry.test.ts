@@ -82,6 +82,22 @@ describe("sweepExpired", () => {
     expect(kube.cachedImages.get(NAME)?.metadata?.deletionTimestamp).toBeDefined();
   });
 
+  it("never deletes a version newer than the one it judged (retain set between the read and the delete)", async () => {
+    const ci = expiring(NAME, { expiresAt: PAST });
+    kube.cachedImages.get(NAME)!.metadata!.resourceVersion = "5";
+    const realDelete = kube.deleteCachedImage.bind(kube);
+    kube.deleteCachedImage = async (name, resourceVersion) => {
+      const stored = kube.cachedImages.get(name)!; // `kubectl edit cachedimage`: retain: true, a new version
+      stored.spec!.retain = true;
+      stored.metadata!.resourceVersion = "6";
+      return realDelete(name, resourceVersion);
+    };
+    const result = await sweepExpired([ci], deps);
+    expect(result).toMatchObject({ deleted: [] });
+    expect(kube.cachedImages.get(NAME)?.spec?.retain).toBe(true);
+    expect(events.reasons()).not.toContain("ExpiringFailed");
+  });
+
   it("reports a failed delete as ExpiringFailed", async () => {
     kube.failures.set("deleteCachedImage", new (await import("./ports")).KubeApiError(500, "boom"));
     const result = await sweepExpired([expiring(NAME, { expiresAt: PAST })], deps);

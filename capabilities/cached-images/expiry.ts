@@ -9,7 +9,7 @@ import type { CachedImage } from "../crd";
 import type { PodLike } from "../shared/names";
 import { desiredCachedImages, shouldDelete, type DesiredCachedImages } from "./desired";
 import type { EventSink } from "./events";
-import type { Clock, KubePort } from "./ports";
+import { KubeApiError, type Clock, type KubePort } from "./ports";
 import { errorMessage, involved } from "./reconcile-deps";
 
 /** Fresh pod lists, shared by callers within `maxAgeMs` (one list per sweep, not one per image). */
@@ -102,8 +102,14 @@ async function deleteExpired(ci: CachedImage, deps: SweepDeps): Promise<boolean>
     message: `Image ${ci.spec?.sourceImage ?? name} unused and past its expiry date ${expiresAt}: deleting it`,
   });
   try {
-    await deps.kube.deleteCachedImage(name);
+    // Only the version just read and judged: if it changed since (retain set, expiry cleared, used again), the
+    // API server refuses (409) and the next sweep decides again.
+    await deps.kube.deleteCachedImage(name, ci.metadata?.resourceVersion as string | undefined);
   } catch (err) {
+    if (err instanceof KubeApiError && err.status === 409) {
+      deps.log.info({ cachedImage: name }, "expired image changed since it was judged; left for the next sweep");
+      return false;
+    }
     const message = `Cannot delete expired image: ${errorMessage(err)}`;
     await deps.events.record(involved(ci), { type: "Warning", reason: "ExpiringFailed", message });
     deps.log.warn({ cachedImage: name, error: errorMessage(err) }, "expired image not deleted");

@@ -159,10 +159,12 @@ export class FakeKube implements KubePort {
     this.#store({ ...clone(existing), status: mergePatch(existing.status ?? {}, status) } as CachedImage);
   }
 
-  async deleteCachedImage(name: string): Promise<void> {
+  async deleteCachedImage(name: string, resourceVersion?: string): Promise<void> {
     this.#call("deleteCachedImage", name);
     const ci = this.cachedImages.get(name);
     if (ci === undefined) return;
+    if (resourceVersion !== undefined && ci.metadata?.resourceVersion !== resourceVersion)
+      throw new KubeApiError(409, `Precondition failed: ResourceVersion in precondition: ${resourceVersion}`);
     if (((ci.metadata?.finalizers as string[] | undefined) ?? []).length === 0) {
       this.cachedImages.delete(name);
       this.#emit("CachedImage", ci, "DELETED");

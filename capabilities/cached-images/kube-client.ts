@@ -203,9 +203,13 @@ export class KubeClient implements KubePort {
     return this.#patchStatus(CACHED_IMAGE, name, status);
   }
 
-  async deleteCachedImage(name: string): Promise<void> {
+  async deleteCachedImage(name: string, resourceVersion?: string): Promise<void> {
+    const preconditions =
+      resourceVersion === undefined
+        ? {}
+        : { body: { apiVersion: "v1", kind: "DeleteOptions", preconditions: { resourceVersion } } };
     try {
-      await this.api.request({ method: "DELETE", path: path(CACHED_IMAGE, { name }) });
+      await this.api.request({ method: "DELETE", path: path(CACHED_IMAGE, { name }), ...preconditions });
     } catch (e) {
       // Already gone is what was asked (KFC's Delete resolved on 404 too).
       if (!(e instanceof KubeApiError && e.status === 404)) throw e;

@@ -60,7 +60,11 @@ export interface KubePort {
   patchCachedImage(name: string, ops: JsonPatchOp[]): Promise<void>;
   /** Merge patch of `status` (`null` clears a field). */
   patchCachedImageStatus(name: string, status: Record<string, unknown>): Promise<void>;
-  deleteCachedImage(name: string): Promise<void>;
+  /**
+   * Deletes a CachedImage (already gone: resolves). With `resourceVersion`, only that version of it: a newer one
+   * (e.g. `retain` set since the caller decided) fails with a 409 {@link KubeApiError} and stays.
+   */
+  deleteCachedImage(name: string, resourceVersion?: string): Promise<void>;
 
   listRepositories(): Promise<Repository[]>;
   getRepository(name: string): Promise<Repository | undefined>;

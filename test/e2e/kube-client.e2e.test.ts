@@ -156,7 +156,17 @@ describe.skipIf(!controlPlaneAvailable(false))("KubeClient against a real kube-a
     const requests = http.stats().requests;
     expect((await paged.listCachedImages()).map(c => c.metadata?.name).sort()).toEqual([name, "page-0", "page-1", "page-2", "page-3"]); // prettier-ignore
     expect(http.stats().requests - requests).toBe(3);
-    for (let i = 0; i < 4; i++) await kube.deleteCachedImage(`page-${i}`);
+    // A delete bound to a resourceVersion: refused (409) once the object changed, done on the current one.
+    const judged = await kube.getCachedImage("page-0");
+    await kube.patchCachedImage("page-0", [{ op: "add", path: "/spec/retain", value: true }]);
+    await expect(kube.deleteCachedImage("page-0", judged?.metadata?.resourceVersion)).rejects.toMatchObject({
+      status: 409,
+    });
+    const current = await kube.getCachedImage("page-0");
+    expect(current?.spec?.retain).toBe(true);
+    await kube.deleteCachedImage("page-0", current?.metadata?.resourceVersion);
+    expect(await kube.getCachedImage("page-0")).toBeUndefined();
+    for (let i = 1; i < 4; i++) await kube.deleteCachedImage(`page-${i}`);
     await kube.deleteCachedImage(name); // held by the finalizer
     expect((await kube.getCachedImage(name))?.metadata?.deletionTimestamp).toBeDefined();
     await kube.patchCachedImage(name, [{ op: "remove", path: "/metadata/finalizers" }]);
