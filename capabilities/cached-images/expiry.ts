@@ -107,7 +107,10 @@ async function deleteExpired(ci: CachedImage, deps: SweepDeps): Promise<boolean>
     await deps.kube.deleteCachedImage(name, ci.metadata?.resourceVersion as string | undefined);
   } catch (err) {
     if (err instanceof KubeApiError && err.status === 409) {
-      deps.log.info({ cachedImage: name }, "expired image changed since it was judged; left for the next sweep");
+      deps.log.info(
+        { cachedImage: name },
+        "expired image changed since it was judged; left for the next sweep",
+      );
       return false;
     }
     const message = `Cannot delete expired image: ${errorMessage(err)}`;
