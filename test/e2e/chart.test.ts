@@ -23,6 +23,7 @@ import {
 } from "../harness/control-plane";
 import { buildModule, readManifest } from "../harness/kuik-module";
 import { REPO_ROOT, run, runOk, tryFindTool } from "../harness/tools";
+import { monitoringCrd } from "../harness/monitoring-crds";
 
 const NS = "kuik-system";
 const RELEASE = "kube-image-keeper";
@@ -73,66 +74,6 @@ type Obj = KubeObject & {
   >;
   rules?: Array<{ resources: string[]; resourceNames?: string[]; verbs: string[] }>;
 };
-
-/** The Prometheus Operator's kinds, cut down to the fields the chart uses, strict (no preserve-unknown-fields). */
-function monitorCrd(kind: "ServiceMonitor" | "PodMonitor", endpointsKey: string): object {
-  const plural = `${kind.toLowerCase()}s`;
-  const endpoint = {
-    type: "object",
-    properties: {
-      port: { type: "string" },
-      targetPort: { "x-kubernetes-int-or-string": true },
-      path: { type: "string" },
-      interval: { type: "string" },
-      scrapeTimeout: { type: "string" },
-      relabelings: { type: "array", items: { type: "object", "x-kubernetes-preserve-unknown-fields": true } },
-    },
-  };
-  return {
-    apiVersion: "apiextensions.k8s.io/v1",
-    kind: "CustomResourceDefinition",
-    metadata: { name: `${plural}.monitoring.coreos.com` },
-    spec: {
-      group: "monitoring.coreos.com",
-      names: { kind, listKind: `${kind}List`, plural, singular: kind.toLowerCase() },
-      scope: "Namespaced",
-      versions: [
-        {
-          name: "v1",
-          served: true,
-          storage: true,
-          schema: {
-            openAPIV3Schema: {
-              type: "object",
-              properties: {
-                apiVersion: { type: "string" },
-                kind: { type: "string" },
-                metadata: { type: "object" },
-                spec: {
-                  type: "object",
-                  required: ["selector"],
-                  properties: {
-                    selector: {
-                      type: "object",
-                      properties: {
-                        matchLabels: { type: "object", additionalProperties: { type: "string" } },
-                      },
-                    },
-                    namespaceSelector: {
-                      type: "object",
-                      properties: { matchNames: { type: "array", items: { type: "string" } } },
-                    },
-                    [endpointsKey]: { type: "array", items: endpoint },
-                  },
-                },
-              },
-            },
-          },
-        },
-      ],
-    },
-  };
-}
 
 let cp: ControlPlane;
 let work: string;
@@ -615,10 +556,7 @@ describe.skipIf(!controlPlaneAvailable(false) || !HELM)("Helm chart on a real AP
       },
     });
     await cp.kubectl(["apply", "--server-side", "-f", join(CHART, "crds")]);
-    await cp.apply([
-      monitorCrd("ServiceMonitor", "endpoints"),
-      monitorCrd("PodMonitor", "podMetricsEndpoints"),
-    ]);
+    await cp.apply([monitoringCrd("ServiceMonitor"), monitoringCrd("PodMonitor")]);
     await cp.kubectl(["wait", "--for=condition=Established", "--timeout=30s", "crd", "--all"]);
     // A server dry run cannot create the namespaces the objects are in.
     await cp.kubectl(["create", "namespace", NS]);

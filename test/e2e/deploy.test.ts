@@ -21,88 +21,11 @@ import {
 } from "../harness/control-plane";
 import { buildModule, readManifest } from "../harness/kuik-module";
 import { REPO_ROOT } from "../harness/tools";
+import { monitoringCrd } from "../harness/monitoring-crds";
 
 const NS = "kuik-system";
 const FIELD_MANAGER = "kuik-install";
 const MODULE_YAML = join(REPO_ROOT, "dist", "pepr-module-kuik.yaml");
-
-/**
- * The Prometheus Operator's ServiceMonitor, cut down to the fields deploy/components/servicemonitor uses, typed as
- * upstream (v0.8x) types them. No `x-kubernetes-preserve-unknown-fields`: a misspelt field is refused by the
- * server's strict field validation instead of being pruned silently.
- */
-const DURATION =
-  "^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$";
-const SERVICE_MONITOR_CRD = {
-  apiVersion: "apiextensions.k8s.io/v1",
-  kind: "CustomResourceDefinition",
-  metadata: { name: "servicemonitors.monitoring.coreos.com" },
-  spec: {
-    group: "monitoring.coreos.com",
-    names: {
-      kind: "ServiceMonitor",
-      listKind: "ServiceMonitorList",
-      plural: "servicemonitors",
-      singular: "servicemonitor",
-    },
-    scope: "Namespaced",
-    versions: [
-      {
-        name: "v1",
-        served: true,
-        storage: true,
-        schema: {
-          openAPIV3Schema: {
-            type: "object",
-            required: ["spec"],
-            properties: {
-              apiVersion: { type: "string" },
-              kind: { type: "string" },
-              metadata: { type: "object" },
-              spec: {
-                type: "object",
-                required: ["selector"],
-                properties: {
-                  selector: {
-                    type: "object",
-                    properties: {
-                      matchLabels: { type: "object", additionalProperties: { type: "string" } },
-                      matchExpressions: {
-                        type: "array",
-                        items: { type: "object", "x-kubernetes-preserve-unknown-fields": true },
-                      },
-                    },
-                  },
-                  namespaceSelector: {
-                    type: "object",
-                    properties: {
-                      any: { type: "boolean" },
-                      matchNames: { type: "array", items: { type: "string" } },
-                    },
-                  },
-                  endpoints: {
-                    type: "array",
-                    items: {
-                      type: "object",
-                      properties: {
-                        port: { type: "string" },
-                        targetPort: { "x-kubernetes-int-or-string": true },
-                        path: { type: "string" },
-                        scheme: { type: "string", enum: ["http", "https"] },
-                        interval: { type: "string", pattern: DURATION },
-                        scrapeTimeout: { type: "string", pattern: DURATION },
-                      },
-                    },
-                  },
-                },
-              },
-            },
-          },
-        },
-      },
-    ],
-  },
-};
 
 interface Container {
   name: string;
@@ -420,7 +343,7 @@ describe.skipIf(!controlPlaneAvailable(false))("deploy/ manifests on a real API 
   });
 
   it("components/servicemonitor, with persistence and hostnetwork: all three compose", async () => {
-    await cp.apply(SERVICE_MONITOR_CRD);
+    await cp.apply(monitoringCrd("ServiceMonitor"));
     await cp.kubectl([
       "wait",
       "--for=condition=Established",
