@@ -342,7 +342,7 @@ describe.skipIf(!controlPlaneAvailable(false))("deploy/ manifests on a real API 
     expect(mounts).toContainEqual({ name: "data", mountPath: "/var/lib/registry" });
   });
 
-  it("components/servicemonitor, with persistence and hostnetwork: all three compose", async () => {
+  it("components/servicemonitor and registry-ui, with persistence and hostnetwork: all four compose", async () => {
     await cp.apply(monitoringCrd("ServiceMonitor"));
     await cp.kubectl([
       "wait",
@@ -358,7 +358,7 @@ describe.skipIf(!controlPlaneAvailable(false))("deploy/ manifests on a real API 
         "apiVersion: kustomize.config.k8s.io/v1beta1",
         "kind: Kustomization",
         "resources: [../../base]",
-        "components: [../../components/persistence, ../../components/hostnetwork, ../../components/servicemonitor]",
+        "components: [../../components/persistence, ../../components/hostnetwork, ../../components/servicemonitor, ../../components/registry-ui]",
         "",
       ].join("\n"),
     );
@@ -366,6 +366,9 @@ describe.skipIf(!controlPlaneAvailable(false))("deploy/ manifests on a real API 
     expect(kindsOf(objects)).toEqual(
       [
         ...BASE_OBJECTS,
+        "Deployment/kuik-system/kube-image-keeper-registry-ui",
+        "NetworkPolicy/kuik-system/kube-image-keeper-registry-from-ui",
+        "Service/kuik-system/kube-image-keeper-registry-ui",
         "NetworkPolicy/kuik-system/kube-image-keeper-registry-from-nodes",
         "NetworkPolicy/kuik-system/kube-image-keeper-registry-metrics",
         "Service/kuik-system/kube-image-keeper-proxy-metrics",
