@@ -2,7 +2,7 @@
 # setup.sh: install everything kuik's local run and tests need, idempotently, on a fresh Debian machine:
 #   - Debian packages: skopeo, docker-registry (distribution 2.8), containerd, htpasswd, python3-grpcio, openssl…
 #   - npm ci (Node 24 comes with the node@24 devDependency; never --ignore-scripts, it would drop Node 24)
-#   - real Kubernetes/etcd/registry/crane binaries built from their Go modules into ~/.cache/kuik/bin
+#   - real Kubernetes/etcd/registry/crane/helm/MinIO binaries built from their Go modules into ~/.cache/kuik/bin
 # Re-running it is cheap: each step is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
