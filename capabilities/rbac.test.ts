@@ -9,11 +9,12 @@
  *    every declared call is made by the KubePort, the bootstrap, a watch binding or Pepr's runtime.
  */
 import { execFileSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadAllYaml } from "@kubernetes/client-node";
 import { describe, expect, it, vi } from "vitest";
+import { findComponent } from "../test/harness/control-plane";
 import type { KubeRequest, KubeTransport } from "./cached-images/kube-http";
 
 // Pepr registers bindings at import time, by mode: build mode registers admission and watch bindings alike.
@@ -291,9 +292,7 @@ describe("RBAC", () => {
         join(dir, "generated", "pepr-module-kuik.yaml"),
         module.map(o => JSON.stringify(o)).join("\n---\n"),
       );
-      const built = join(homedir(), ".cache", "kuik", "bin", "kubectl");
-      const kubectl = process.env.KUBECTL ?? (existsSync(built) ? built : "kubectl");
-      const rendered = loadAllYaml(execFileSync(kubectl, ["kustomize", dir], { encoding: "utf8" })) as Array<{
+      const rendered = loadAllYaml(execFileSync(findComponent("kubectl"), ["kustomize", dir], { encoding: "utf8" })) as Array<{
         kind: string;
         metadata: { name: string };
         rules?: Rule[];

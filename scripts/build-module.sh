@@ -10,7 +10,8 @@ out=${1:-dist}
 shift || true
 marker=$(mktemp)
 trap 'rm -f "$marker"' EXIT
-npx tsx scripts/generate-bootstrap.ts # the watcher's bootstrap data from deploy/ (committed: `pepr deploy` builds too)
+# The watcher's bootstrap data from deploy/ is committed (`pepr deploy` builds on its own): fail when it is stale.
+npx tsx scripts/generate-bootstrap.ts --check
 npx pepr build -o "$out" "$@"
 # `pepr build` exits 0 even when its tsc step fails, leaving the previous bundle in place: insist on a fresh one.
 bundle=$(ls -t "$out"/pepr-kuik.cjs "$out"/pepr-kuik.js 2>/dev/null | head -n 1 || true)

@@ -7,25 +7,21 @@
  * regenerates the data and fails on any difference (run this script after changing deploy/crds or deploy/base).
  * The comparison is of data, not text: `npm run format` may reformat the file.
  *
- * Usage: `tsx scripts/generate-bootstrap.ts` (kubectl from $KUBECTL, ~/.cache/kuik/bin or PATH).
+ * Usage: `tsx scripts/generate-bootstrap.ts [--check]` (kubectl as the test harness finds it: $KUIK_KUBECTL_BIN,
+ * the one scripts/build-components.sh built, or PATH's). `--check` writes nothing and exits 1 when the file is stale
+ * (scripts/build-module.sh runs it so: a forgotten regeneration fails the build instead of being made silently).
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { isDeepStrictEqual } from "node:util";
+import { findComponent } from "../test/harness/control-plane";
 
 const ROOT = resolve(import.meta.dirname, "..");
 /** The generated module, relative to the repository root. */
 export const GENERATED_FILE = "capabilities/bootstrap/manifests.generated.ts";
-
-/** kubectl: $KUBECTL, the one scripts/build-components.sh builds, or PATH's. */
-function kubectl(): string {
-  const built = join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "kuik", "bin", "kubectl");
-  return process.env.KUBECTL ?? (existsSync(built) ? built : "kubectl");
-}
 
 /**
  * The YAML parser of @kubernetes/client-node (its own dependency, js-yaml). Not its `loadAllYaml`: that one turns
@@ -51,7 +47,7 @@ export function bootstrapData(root = ROOT): { crds: object[]; dataPlane: object[
     .filter(f => f.endsWith(".yaml"))
     .sort()
     .flatMap(f => documents(readFileSync(join(crdDir, f), "utf8")));
-  const rendered = execFileSync(kubectl(), ["kustomize", join(root, "deploy", "base")], {
+  const rendered = execFileSync(findComponent("kubectl"), ["kustomize", join(root, "deploy", "base")], {
     encoding: "utf8",
     stdio: ["ignore", "pipe", "pipe"],
     timeout: 60_000,
@@ -91,6 +87,11 @@ if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename
   const fresh = bootstrapData();
   if (isDeepStrictEqual({ crds: current?.CRDS, dataPlane: current?.DATA_PLANE }, fresh)) {
     process.stderr.write(`${GENERATED_FILE} is up to date\n`);
+  } else if (process.argv.includes("--check")) {
+    process.stderr.write(
+      `${GENERATED_FILE} is stale (deploy/crds or deploy/base changed): run npx tsx scripts/generate-bootstrap.ts\n`,
+    );
+    process.exitCode = 1;
   } else {
     writeFileSync(file, renderBootstrap(fresh));
     process.stderr.write(`wrote ${GENERATED_FILE}\n`);
