@@ -66,9 +66,9 @@ export class Authenticator {
     registry: string,
     repository: string | undefined,
     scope: string | undefined,
-    wwwAuthenticate: string | undefined,
+    wwwAuthenticate: string | readonly string[] | undefined,
   ): Promise<string> {
-    const challenges = parseWwwAuthenticate(wwwAuthenticate ?? "");
+    const challenges = parseWwwAuthenticate(wwwAuthenticate);
     const challenge =
       challenges.find(c => c.scheme === "bearer") ?? challenges.find(c => c.scheme === "basic");
     if (!challenge) {

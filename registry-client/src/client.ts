@@ -194,7 +194,7 @@ export class RegistryClient {
     );
     let response = await this.#send(spec, authorization);
     if (response.statusCode === 401 && canResend(spec)) {
-      const challenge = headerValue(response.headers["www-authenticate"]);
+      const challenge = response.headers["www-authenticate"]; // every header: Basic and Bearer may come apart
       await response.body.dump();
       authorization = await untilAborted(
         this.#auth.onUnauthorized(spec.registry, spec.repository, scope, challenge),

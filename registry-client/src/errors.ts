@@ -90,9 +90,21 @@ export class RegistryError extends Error {
     return this.#retriesSpent;
   }
 
-  /** Marks the error as having exhausted a retry loop (see {@link RegistryError.retriesSpent}). */
-  markRetriesSpent(): void {
-    this.#retriesSpent = true;
+  /**
+   * A copy of this error marked as having exhausted a retry loop (see {@link RegistryError.retriesSpent}), the
+   * original as its cause. A copy, not a mark on this one: an error can be shared (a single-flight token fetch
+   * rejects every waiter with the same object), and another waiter's own retries must not end with this one's.
+   */
+  withRetriesSpent(): RegistryError {
+    const copy = new RegistryError(this.code, this.message, {
+      statusCode: this.statusCode,
+      registry: this.registry,
+      detail: this.detail,
+      retryAfterMs: this.retryAfterMs,
+      cause: this,
+    });
+    copy.#retriesSpent = true;
+    return copy;
   }
 
   get [BRAND](): true {

@@ -75,6 +75,20 @@ describe("withRetries", () => {
     ).rejects.toSatisfy((e: RegistryError) => e.retriesSpent);
     expect([outer, inner]).toEqual([1, 3]);
   });
+  it("marks a copy, never the error itself: another caller sharing it keeps its own retries", async () => {
+    const shared = new RegistryError("UPSTREAM_UNREACHABLE", "token server down", { statusCode: 503 });
+    const given = await withRetries(fast, async () => {
+      throw shared;
+    }).catch((e: unknown) => e as RegistryError);
+    expect([given.retriesSpent, given.statusCode, given.cause]).toEqual([true, 503, shared]);
+    expect(shared.retriesSpent).toBe(false);
+    let calls = 0;
+    await withRetries(fast, async () => {
+      calls++;
+      throw shared;
+    }).catch(() => undefined);
+    expect(calls).toBe(3);
+  });
   it("lets an enclosing loop retry what an inner loop did not give up on (a failure mid-body)", async () => {
     let outer = 0;
     const value = await withRetries(fast, async () => {

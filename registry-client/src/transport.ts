@@ -149,10 +149,7 @@ export async function withRetries<T>(
       return await attempt(n);
     } catch (err) {
       if (!isRetryable(err) || hooks.signal?.aborted) throw err;
-      if (n >= policy.attempts) {
-        (err as RegistryError).markRetriesSpent();
-        throw err;
-      }
+      if (n >= policy.attempts) throw (err as RegistryError).withRetriesSpent();
       const delay = backoffDelay(n, policy, err);
       hooks.onRetry?.(err as RegistryError, n, delay);
       await sleep(delay, hooks.signal);

@@ -417,6 +417,37 @@ describe("faults", () => {
     expect(elapsed).toBeLessThan(2_000); // without the abort, the wait ends with the 4 s headers timeout
   });
 
+  it("reads every WWW-Authenticate header: Basic and Bearer sent as two headers → the Bearer token flow", async () => {
+    // Distribution sends one challenge; some registries send Basic and Bearer apart. A registry stand-in answers
+    // 401 with both headers, issues a token, and accepts the manifest request that carries it.
+    const seen: string[] = [];
+    const fake = createServer((req, res) => {
+      seen.push(`${req.url} ${req.headers.authorization ?? "-"}`);
+      const base = `http://127.0.0.1:${(fake.address() as AddressInfo).port}`;
+      if (req.url?.startsWith("/token")) return void res.end(JSON.stringify({ token: "t0k3n" }));
+      if (req.headers.authorization === "Bearer t0k3n") {
+        res.writeHead(200, { "content-type": "application/vnd.oci.image.manifest.v1+json" });
+        return void res.end(JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json", config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: `sha256:${"a".repeat(64)}`, size: 2 }, layers: [] })); // prettier-ignore
+      }
+      res.setHeader("www-authenticate", ['Basic realm="r"', `Bearer realm="${base}/token",service="fake"`]);
+      res.writeHead(401).end();
+    }).listen(0, "127.0.0.1");
+    await once(fake, "listening");
+    const host = `127.0.0.1:${(fake.address() as AddressInfo).port}`;
+    const client = new RegistryClient({
+      hosts: { [host]: { plainHttp: true } },
+      credentials: () => [{ kind: "basic", username: "u", password: "p" }],
+      retry: { attempts: 1 },
+    });
+    const manifest = await getManifest(client, parseImageReference(`${host}/team/app:v1`)).finally(() => {
+      fake.close();
+    });
+    await client.close();
+    expect(manifest.digest).toMatch(/^sha256:/);
+    expect(seen.some(s => s.startsWith("/token"))).toBe(true);
+    expect(seen.at(-1)).toMatch(/Bearer t0k3n$/);
+  });
+
   it("honours Retry-After on 429 and then succeeds", async () => {
     const proxy = await faultyOrigin();
     proxy.setRules([
