@@ -19,8 +19,6 @@ import {
   cachedImageEventReasons,
   isCachedAndReady,
   listPods,
-  LOOPBACK_SKIP_REASON,
-  loopbackRewriteSupported,
   podImages,
   scenario,
   startStack,
@@ -30,9 +28,8 @@ import {
 } from "./stack";
 
 const NS = "e2e-caching";
-const LOOPBACK = loopbackRewriteSupported();
 
-describe.skipIf(!LOOPBACK)(LOOPBACK ? "caching" : `caching: ${LOOPBACK_SKIP_REASON}`, () => {
+describe("caching", () => {
   let stack: Stack;
   let app: PushedImage;
 

@@ -10,8 +10,6 @@ import { sleep } from "../harness/tools";
 import {
   isCachedAndReady,
   listPods,
-  LOOPBACK_SKIP_REASON,
-  loopbackRewriteSupported,
   scenario,
   startStack,
   waitFor,
@@ -22,9 +20,8 @@ import {
 const NS = "e2e-expiry";
 /** Expiry delay in seconds (the setting is in days). */
 const EXPIRY_SECONDS = 8;
-const LOOPBACK = loopbackRewriteSupported();
 
-describe.skipIf(!LOOPBACK)(LOOPBACK ? "expiry" : `expiry: ${LOOPBACK_SKIP_REASON}`, () => {
+describe("expiry", () => {
   let stack: Stack;
   let expiring: PushedImage;
   let retained: PushedImage;

@@ -53,21 +53,22 @@ describe.skipIf(!controlPlaneAvailable(false))("npx pepr deploy", () => {
     });
     child.stdout.on("data", (b: Buffer) => (output += b.toString()));
     child.stderr.on("data", (b: Buffer) => (output += b.toString()));
-    let exited: number | null | undefined;
-    child.on("exit", code => (exited = code));
+    // It never exits on success (it waits for rollouts); an exit first is its failure, reported at once.
+    const exited = new Promise<number | null>(resolve => child.on("exit", code => resolve(code)));
     try {
-      await waitFor(
+      const applied = waitFor(
         "pepr deploy to apply both Deployments",
         async () => {
-          if (exited !== undefined)
-            throw new Error(`npx pepr deploy exited ${exited}:\n${output.slice(-3000)}`);
           const r = await cp.kubectl(["get", "deployments", "-n", "pepr-system", "-o", "name"], {
             allowFailure: true,
           });
           return r.stdout.includes("pepr-kuik-watcher") && r.stdout.includes("deployment.apps/pepr-kuik\n");
         },
         { timeoutMs: 180_000, intervalMs: 1000, diagnostics: () => output.slice(-3000) },
-      );
+      ).then(() => undefined);
+      applied.catch(() => undefined); // still polling after an early exit: its later rejection is not news
+      const code = await Promise.race([applied, exited]);
+      if (code !== undefined) throw new Error(`npx pepr deploy exited ${code}:\n${output.slice(-3000)}`);
     } finally {
       killGroup(child.pid, "SIGKILL");
     }
@@ -83,8 +84,6 @@ describe.skipIf(!controlPlaneAvailable(false))("npx pepr deploy", () => {
       "get",
       "mutatingwebhookconfiguration",
       "pepr-kuik",
-      "-o",
-      "json",
     ]);
     expect(webhook.webhooks.map(w => w.name)).toEqual(["pepr-kuik.pepr.dev"]);
     const secrets = await cp.kubectl(["get", "secrets", "-n", "pepr-system", "-o", "name"]);

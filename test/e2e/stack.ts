@@ -15,7 +15,7 @@
  * Every override is listed in {@link Stack.overrides} and reported through `progress`.
  */
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { cachedImageName } from "../../capabilities/shared/names";
@@ -127,28 +127,6 @@ export interface Stack {
 export const LOOPBACK_SETTING = "KUIK_REWRITE_LOOPBACK_REGISTRIES";
 
 /**
- * Whether the capabilities know {@link LOOPBACK_SETTING}. Without it the webhook refuses every image of a local
- * origin (`loopback-registry`, capabilities/shared/names.ts), so nothing is rewritten or cached: the scenarios that
- * need it are skipped, saying why.
- */
-export function loopbackRewriteSupported(): boolean {
-  const files = (dir: string): string[] =>
-    readdirSync(dir, { withFileTypes: true }).flatMap(e =>
-      e.isDirectory()
-        ? files(join(dir, e.name))
-        : e.name.endsWith(".ts") && !e.name.endsWith(".test.ts")
-          ? [join(dir, e.name)]
-          : [],
-    );
-  return files(join(REPO_ROOT, "capabilities")).some(f => readFileSync(f, "utf8").includes(LOOPBACK_SETTING));
-}
-
-/** Why a scenario is skipped when {@link loopbackRewriteSupported} is false. */
-export const LOOPBACK_SKIP_REASON =
-  `SKIPPED until the capabilities read ${LOOPBACK_SETTING} (issue #5): the webhook refuses images of 127.0.0.1 ` +
-  "registries (loopback-registry), and every local origin is one";
-
-/**
  * kuik's settings for a module running on loopback, all in one map (names from capabilities/shared/config.ts and
  * watcher-config.ts): what bench/admission.ts installs. The stack itself splits them: settings into the
  * installation ({@link LOOPBACK_SETTING}), the rest as local overrides.
@@ -167,7 +145,7 @@ export function kuikEnv(o: {
     KUIK_PROXY_CREDENTIALS_SECRET: PROXY_CREDENTIALS_SECRET,
     KUIK_METRICS_PORT: String(o.metricsPort),
     // The origins of a local stack listen on 127.0.0.1, which the webhook refuses by default (a node-local
-    // registry is unreachable from a real cluster's cache). Not read yet: see docs/local-cluster.md.
+    // registry is unreachable from a real cluster's cache); docs/local-cluster.md.
     [LOOPBACK_SETTING]: "true",
   };
 }
