@@ -10,9 +10,6 @@ import { compilePolicy } from "./image-rewriter/policy";
 import { createImageRewriter } from "./image-rewriter/capability";
 import { loadKuikConfig } from "./shared/watcher-config";
 
-export { createCachedImages } from "./cached-images/capability";
-export { createImageRewriter } from "./image-rewriter/capability";
-
 /** The module's capabilities and how to start what runs beside Pepr. */
 export interface Kuik {
   capabilities: Capability[];

@@ -12,27 +12,10 @@ import {
   OPT_OUT_EXPRESSION,
   resourceOf,
   webhookPatch,
-  type JsonPatchOp,
   type Manifest,
   type WebhookView,
 } from "./plan";
-
-/** RFC 6902 `add`/`replace`/`test` on plain JSON (what the API server does with the bootstrap's patch). */
-function applyPatch<T>(doc: T, ops: readonly JsonPatchOp[]): T {
-  const out = structuredClone(doc) as unknown;
-  for (const op of ops) {
-    const keys = op.path.split("/").slice(1);
-    const last = keys.pop() as string;
-    let parent = out as Record<string, unknown> | unknown[];
-    for (const k of keys) parent = (parent as Record<string, unknown>)[k] as Record<string, unknown>;
-    if (op.op === "test") {
-      if (JSON.stringify((parent as Record<string, unknown>)[last]) !== JSON.stringify(op.value))
-        throw new Error(`test failed at ${op.path}`);
-    } else if (Array.isArray(parent) && last === "-") parent.push(op.value);
-    else (parent as Record<string, unknown>)[last] = op.value;
-  }
-  return out as T;
-}
+import { applyJsonPatch } from "../cached-images/fake-patch";
 
 const manifest = (apiVersion: string, kind: string, name: string, namespace?: string): Manifest => ({
   apiVersion,
@@ -142,7 +125,7 @@ describe("webhookPatch", () => {
     const config = { webhooks: [before] };
     const ops = webhookPatch(config);
     expect(ops[0]).toEqual({ op: "test", path: "/webhooks/0/name", value: "w" });
-    const patched = applyPatch(config, ops);
+    const patched = applyJsonPatch(config, ops);
     expect(patched.webhooks[0]).toEqual(after);
     // idempotent: nothing left to do
     expect(webhookPatch(patched)).toEqual([]);
@@ -157,12 +140,12 @@ describe("webhookPatch", () => {
     };
     const ops = webhookPatch(config);
     expect(ops.every(o => o.path.startsWith("/webhooks/1/"))).toBe(true);
-    expect(applyPatch(config, ops).webhooks[1]).toMatchObject({ reinvocationPolicy: "IfNeeded" });
+    expect(applyJsonPatch(config, ops).webhooks[1]).toMatchObject({ reinvocationPolicy: "IfNeeded" });
   });
 
   it("a configuration changed since it was read fails the test op", () => {
     const ops = webhookPatch({ webhooks: [{ name: "a" }] });
-    expect(() => applyPatch({ webhooks: [{ name: "b" }] }, ops)).toThrow(/test failed/);
+    expect(() => applyJsonPatch({ webhooks: [{ name: "b" }] }, ops)).toThrow(/test failed/);
   });
 
   it("gives the webhook what scripts/webhook-config.ts gives the built manifest (one setting, two paths)", () => {
@@ -174,7 +157,7 @@ describe("webhookPatch", () => {
     const before = webhookOf(yaml);
     const byScript = webhookOf(patchWebhookConfig(yaml));
     expect(byScript.webhooks[0]?.objectSelector).toBeDefined();
-    expect(applyPatch(before, webhookPatch(before))).toEqual(byScript);
+    expect(applyJsonPatch(before, webhookPatch(before))).toEqual(byScript);
   });
 });
 

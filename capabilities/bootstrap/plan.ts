@@ -8,6 +8,7 @@ import type { KubeRequest, ResourceRef } from "../cached-images/kube-http";
 import { PATCH_TYPES, resourcePath } from "../cached-images/kube-http";
 import type { ApiCall } from "../shared/api-calls";
 import { IMAGE_CACHING_POLICY_IGNORE, LABEL_IMAGE_CACHING_POLICY } from "../shared/labels";
+import type { JsonPatchOp } from "../cached-images/ports";
 
 /** A Kubernetes object to apply, as `kubectl kustomize` renders it. */
 export interface Manifest {
@@ -101,13 +102,6 @@ export const OPT_OUT_EXPRESSION = {
 
 /** kuik runs again when a later webhook changed the pod (v1's setting). */
 export const REINVOCATION_POLICY = "IfNeeded";
-
-/** One JSON Patch (RFC 6902) operation. */
-export interface JsonPatchOp {
-  op: "add" | "replace" | "test";
-  path: string;
-  value: unknown;
-}
 
 interface LabelSelector {
   matchLabels?: Record<string, string>;

@@ -166,7 +166,9 @@ function groupByRepository(cachedImages: Iterable<CachedImage>): Map<string, Cac
     if (ci.metadata?.deletionTimestamp) continue;
     try {
       const { objectName } = repositoryOf(ci.spec?.sourceImage ?? "");
-      out.set(objectName, [...(out.get(objectName) ?? []), ci]);
+      const group = out.get(objectName);
+      if (group === undefined) out.set(objectName, [ci]);
+      else group.push(ci);
     } catch {
       // invalid sourceImage: reported by the caching pass
     }

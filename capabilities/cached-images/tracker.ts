@@ -10,6 +10,11 @@
  */
 import type { Logger } from "pino";
 import type { CachedImage, Repository } from "../crd";
+import {
+  ANNOTATION_PREFIX_ORIGINAL_EPHEMERAL_IMAGE,
+  ANNOTATION_PREFIX_ORIGINAL_IMAGE,
+  ANNOTATION_PREFIX_ORIGINAL_INIT_IMAGE,
+} from "../shared/labels";
 import type { ContainerLike, PodLike } from "../shared/names";
 import { namespacedName, type ServiceAccountLike } from "./desired";
 import { errorMessage } from "./reconcile-deps";
@@ -31,7 +36,11 @@ export interface TrackerDeps {
 }
 
 const RETRY_FLUSH_MS = 10_000;
-const ORIGINAL_ANNOTATION_RE = /^original-(?:init-|ephem-)?image-/;
+const ORIGINAL_ANNOTATION_PREFIXES = [
+  ANNOTATION_PREFIX_ORIGINAL_IMAGE,
+  ANNOTATION_PREFIX_ORIGINAL_INIT_IMAGE,
+  ANNOTATION_PREFIX_ORIGINAL_EPHEMERAL_IMAGE,
+];
 
 /** See the file comment. */
 export class Tracker {
@@ -217,7 +226,7 @@ function byName<T extends { metadata?: { name?: string; resourceVersion?: unknow
 export function slimPod(pod: PodLike): PodLike {
   const annotations: Record<string, string> = {};
   for (const [key, value] of Object.entries(pod.metadata?.annotations ?? {})) {
-    if (ORIGINAL_ANNOTATION_RE.test(key)) annotations[key] = value;
+    if (ORIGINAL_ANNOTATION_PREFIXES.some(prefix => key.startsWith(prefix))) annotations[key] = value;
   }
   const spec = pod.spec ?? {};
   const pick = (c: ContainerLike): ContainerLike => ({ name: c.name, image: c.image ?? "" });

@@ -53,12 +53,5 @@ export const FORCE_UPDATE_VALUE = "true";
 
 /** Finalizer removing the image from the cache registry before a CachedImage goes away. */
 export const FINALIZER_CACHED_IMAGE = "cachedimage.kuik.enix.io/finalizer";
-/** Finalizer keeping a Repository until none of its CachedImages remains. */
+/** kube-image-keeper v1's Repository finalizer: kuik never adds it, and removes it from a Repository being deleted. */
 export const FINALIZER_REPOSITORY = "repository.kuik.enix.io/finalizer";
-
-// --- Historic keys (kuik < 1.3.0), only ever removed ------------------------------------------------------------
-
-/** Pod finalizer of kuik < 1.3.0; pods still carrying it must have it removed, never added. */
-export const LEGACY_FINALIZER_POD = "pod.kuik.enix.io/finalizer";
-/** Pod label of kuik < 1.3.0 (replaced by {@link LABEL_MANAGED}). */
-export const LEGACY_LABEL_IMAGES_REWRITTEN = "kuik.enix.io/images-rewritten";
