@@ -2,7 +2,6 @@ import { Log, PeprModule } from "pepr";
 // cfg loads the pepr section of package.json (uuid, onError, rbac, env…)
 import cfg from "./package.json";
 import { createKuik, type Kuik } from "./capabilities";
-import { bootstrapEnabled } from "./capabilities/bootstrap/bootstrap";
 import { installFastClone } from "./capabilities/shared/pepr-runtime";
 
 /**
@@ -10,12 +9,10 @@ import { installFastClone } from "./capabilities/shared/pepr-runtime";
  * runs this on port 3000; locally the admission and watcher processes run side by side on KUIK_PEPR_PORT.
  */
 let kuik: Kuik;
-let bootstrap: boolean;
 try {
   kuik = createKuik(process.env, cfg.version);
-  bootstrap = bootstrapEnabled(process.env);
   // Before PeprModule: Pepr's per-request ramda.clone → structuredClone for JSON data (issue #5).
-  const fastClone = installFastClone({ env: process.env });
+  const fastClone = installFastClone({ enabled: kuik.config.peprFastClone });
   Log[fastClone.installed ? "info" : "warn"]({ fastClone }, "Pepr request cloning");
 } catch (err) {
   Log.fatal({ err }, "kuik cannot start");
@@ -30,4 +27,4 @@ const begin = (): void => {
 };
 // Pepr's watches start with the module: in the watcher, kuik's CRDs first (KUIK_BOOTSTRAP, capabilities/bootstrap).
 if (kuik.runtime === undefined) begin();
-else void kuik.runtime.prepare({ bootstrap }).then(begin);
+else void kuik.runtime.prepare({ bootstrap: kuik.config.bootstrap }).then(begin);

@@ -8,6 +8,7 @@ import { IGNORE_WATCH_EVENTS } from "./cached-images/controller";
 import { createWatcherRuntime, type WatcherRuntime } from "./cached-images/deps";
 import { compilePolicy } from "./image-rewriter/policy";
 import { createImageRewriter } from "./image-rewriter/capability";
+import type { KuikConfig } from "./shared/config";
 import { loadKuikConfig } from "./shared/watcher-config";
 
 /** The module's capabilities and how to start what runs beside Pepr. */
@@ -16,6 +17,8 @@ export interface Kuik {
   /** Watcher mode: starts the controller loops and the metrics server. Otherwise nothing. */
   start(): void;
   runtime?: WatcherRuntime;
+  /** The validated configuration it was built from. */
+  config: KuikConfig;
 }
 
 /**
@@ -38,6 +41,7 @@ export function createKuik(env: Readonly<Record<string, string | undefined>>, ve
       createCachedImages(runtime?.controller ?? IGNORE_WATCH_EVENTS),
     ],
     start: () => runtime?.start(),
+    config: settings.config,
   };
   if (runtime !== undefined) kuik.runtime = runtime;
   return kuik;

@@ -6,8 +6,7 @@ import pino from "pino";
 import { describe, expect, it } from "vitest";
 import type { KubeRequest, KubeTransport } from "../cached-images/kube-http";
 import { KubeApiError } from "../cached-images/ports";
-import { ConfigError } from "../shared/config";
-import { bootstrapEnabled, startBootstrap } from "./bootstrap";
+import { startBootstrap } from "./bootstrap";
 import type { Manifest } from "./plan";
 
 const log = pino({ level: "silent" });
@@ -34,22 +33,6 @@ function scripted(answer: (req: KubeRequest, n: number) => unknown): KubeTranspo
     },
   };
 }
-
-describe("bootstrapEnabled", () => {
-  it.each([
-    [undefined, false],
-    ["", false],
-    ["false", false],
-    ["true", true],
-    [" true ", true],
-  ])("KUIK_BOOTSTRAP=%j → %s", (value, expected) => {
-    expect(bootstrapEnabled({ KUIK_BOOTSTRAP: value })).toBe(expected);
-  });
-
-  it("refuses anything else", () => {
-    expect(() => bootstrapEnabled({ KUIK_BOOTSTRAP: "yes" })).toThrow(ConfigError);
-  });
-});
 
 describe("startBootstrap", () => {
   it("CRDs until Established, then the data plane, then the webhook, in one attempt", async () => {

@@ -1,5 +1,5 @@
 /**
- * The watcher's bootstrap (KUIK_BOOTSTRAP=true, the `npx pepr deploy` install, docs/install.md §3): once at start,
+ * The watcher's bootstrap (KUIK_BOOTSTRAP=true, `KuikConfig.bootstrap`, the `npx pepr deploy` install, docs/install.md §3): once at start,
  * server-side apply kuik's CRDs (waiting until they are Established), then the kuik-system data plane of
  * deploy/base, then give Pepr's webhook kuik's objectSelector and reinvocationPolicy. Every step is idempotent; a
  * failed attempt is logged and the whole sequence retried with exponential backoff until it succeeds or the
@@ -7,7 +7,6 @@
  */
 import type { Logger } from "pino";
 import { PATCH_TYPES, resourcePath, type KubeTransport } from "../cached-images/kube-http";
-import { ConfigError } from "../shared/config";
 import { CRDS, DATA_PLANE } from "./manifests.generated";
 import {
   applyRequest,
@@ -20,21 +19,6 @@ import {
   type Manifest,
   type WebhookView,
 } from "./plan";
-
-/** Environment variable switching the bootstrap on (`"true"`) or off (`"false"`, or unset). */
-export const BOOTSTRAP_ENV = "KUIK_BOOTSTRAP";
-
-/**
- * Whether the bootstrap runs.
- *
- * @throws ConfigError when {@link BOOTSTRAP_ENV} is neither `true` nor `false`.
- */
-export function bootstrapEnabled(env: Readonly<Record<string, string | undefined>>): boolean {
-  const raw = env[BOOTSTRAP_ENV]?.trim() ?? "";
-  if (raw === "" || raw === "false") return false;
-  if (raw === "true") return true;
-  throw new ConfigError([`${BOOTSTRAP_ENV}=${JSON.stringify(raw)}: must be true or false`]);
-}
 
 /** What the bootstrap runs against. */
 export interface BootstrapDeps {

@@ -30,6 +30,8 @@ describe("loadConfig", () => {
       registryEndpoint: "kube-image-keeper-registry.kuik-system.svc:5000",
       registryUrl: "http://kube-image-keeper-registry.kuik-system.svc:5000",
       maxConcurrentCachedImageReconciles: 3,
+      bootstrap: false,
+      peprFastClone: true,
     });
   });
 
@@ -52,6 +54,8 @@ describe("loadConfig", () => {
       KUIK_ROOT_CERTIFICATE_AUTHORITIES: "/etc/ssl/certs/registry-certificate-authorities/ca.crt",
       KUIK_REGISTRY_ENDPOINT: "https://cache.kuik.svc:5000/",
       KUIK_MAX_CONCURRENT_CACHED_IMAGE_RECONCILES: "8",
+      KUIK_BOOTSTRAP: "true",
+      KUIK_PEPR_FAST_CLONE: "false",
     });
     expect(config).toEqual<KuikConfig>({
       proxyPort: 8082,
@@ -71,6 +75,8 @@ describe("loadConfig", () => {
       registryEndpoint: "cache.kuik.svc:5000",
       registryUrl: "https://cache.kuik.svc:5000",
       maxConcurrentCachedImageReconciles: 8,
+      bootstrap: true,
+      peprFastClone: false,
     });
   });
 
@@ -94,6 +100,8 @@ describe("loadConfig", () => {
     [ENV.expiryDelayDays, "Infinity"],
     [ENV.maxConcurrentCachedImageReconciles, "0"],
     [ENV.ignorePullPolicyAlways, "maybe"],
+    [ENV.bootstrap, "sometimes"],
+    [ENV.peprFastClone, "fast"],
     [ENV.namespace, "Kuik_System"],
     [ENV.ignoredNamespaces, "ok,Not_OK"],
     [ENV.ignoredImages, "(unclosed"],

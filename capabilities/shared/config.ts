@@ -22,6 +22,8 @@ export const ENV = {
   rootCertificateAuthorities: "KUIK_ROOT_CERTIFICATE_AUTHORITIES",
   registryEndpoint: "KUIK_REGISTRY_ENDPOINT",
   maxConcurrentCachedImageReconciles: "KUIK_MAX_CONCURRENT_CACHED_IMAGE_RECONCILES",
+  bootstrap: "KUIK_BOOTSTRAP",
+  peprFastClone: "KUIK_PEPR_FAST_CLONE",
 } as const;
 
 /** kuik's validated configuration. */
@@ -60,6 +62,13 @@ export interface KuikConfig {
   registryUrl: string;
   /** Maximum concurrent image copies (Helm `controllers.maxConcurrentCachedImageReconciles`). */
   maxConcurrentCachedImageReconciles: number;
+  /**
+   * The watcher applies kuik's CRDs, the kuik-system data plane and the webhook's selector at start (default false;
+   * package.json sets it for the `npx pepr deploy` install: capabilities/bootstrap).
+   */
+  bootstrap: boolean;
+  /** Swap Pepr's per-request `ramda.clone` for `structuredClone` on JSON data (default true: pepr-runtime.ts). */
+  peprFastClone: boolean;
 }
 
 /** Thrown by {@link loadConfig} and `compilePolicy`: every problem found, not just the first. */
@@ -155,6 +164,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): K
         integer: true,
       },
     ),
+    bootstrap: r.boolean(ENV.bootstrap, false),
+    peprFastClone: r.boolean(ENV.peprFastClone, true),
   };
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   return config;

@@ -6,10 +6,10 @@
  * reads `.clone` at call time, and ramda's CommonJS entry exports `clone` as a plain writable property.
  */
 import { createRequire } from "node:module";
-import { ConfigError } from "./config";
+import { ENV } from "./config";
 
 /** Opt-out switch: `KUIK_PEPR_FAST_CLONE=false` keeps Pepr's own `ramda.clone` (default true). */
-export const FAST_CLONE_ENV = "KUIK_PEPR_FAST_CLONE";
+export const FAST_CLONE_ENV = ENV.peprFastClone;
 
 /** What {@link installFastClone} did, for one log line. */
 export interface FastCloneResult {
@@ -22,8 +22,8 @@ export interface FastCloneResult {
 
 /** Options of {@link installFastClone}. */
 export interface FastCloneOptions {
-  /** Usually `process.env`; only {@link FAST_CLONE_ENV} is read. */
-  env: Readonly<Record<string, string | undefined>>;
+  /** Whether to install it at all (`KuikConfig.peprFastClone`, from {@link FAST_CLONE_ENV}). */
+  enabled: boolean;
   /**
    * A file path or `file:` URL from which `pepr` is resolved as the module resolves it. Default: this code's own
    * file (in the controller, the forked module bundle next to `/app/node_modules`).
@@ -126,14 +126,6 @@ export function fastClone(original: Clone, copy: (value: unknown) => unknown = s
   return clone;
 }
 
-/** Reads {@link FAST_CLONE_ENV} with config.ts's boolean words. @throws ConfigError on any other value. */
-export function fastCloneEnabled(env: Readonly<Record<string, string | undefined>>): boolean {
-  const raw = env[FAST_CLONE_ENV]?.trim().toLowerCase();
-  if (raw === undefined || raw === "" || ["true", "1", "yes", "on"].includes(raw)) return true;
-  if (["false", "0", "no", "off"].includes(raw)) return false;
-  throw new ConfigError([`${FAST_CLONE_ENV}=${JSON.stringify(env[FAST_CLONE_ENV])}: must be true or false`]);
-}
-
 interface RamdaExports {
   clone?: unknown;
 }
@@ -151,11 +143,9 @@ function peprRamda(from: string | undefined): { ramda: RamdaExports; file: strin
  * call finds it installed). Does nothing, and says why, when disabled by `KUIK_PEPR_FAST_CLONE=false`, when
  * ramda cannot be resolved from Pepr, or when its `clone` is not a writable function property. Call it before
  * `new PeprModule(...)` so that the first request already uses it.
- *
- * @throws ConfigError when KUIK_PEPR_FAST_CLONE is not a boolean.
  */
 export function installFastClone(opts: FastCloneOptions): FastCloneResult {
-  if (!fastCloneEnabled(opts.env)) return { installed: false, reason: `disabled by ${FAST_CLONE_ENV}` };
+  if (!opts.enabled) return { installed: false, reason: `disabled by ${FAST_CLONE_ENV}` };
   let found: { ramda: RamdaExports; file: string };
   try {
     found = peprRamda(opts.from);
