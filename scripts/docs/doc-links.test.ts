@@ -3,18 +3,16 @@
  * to a heading of that file), and every repository path written in backticks (`capabilities/…/expiry.ts`,
  * `deploy/base/proxy.yaml`) names a file or directory of the repository. A moved file or renamed heading fails here.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ROOT } from "./doc-tables";
 
 const DOCS = [
   "README.md",
-  "docs/architecture.md",
-  "docs/metrics.md",
-  "docs/troubleshooting.md",
-  "docs/upgrade.md",
-  "docs/limitations.md",
+  ...readdirSync(join(ROOT, "docs"))
+    .filter(f => f.endsWith(".md"))
+    .map(f => `docs/${f}`),
 ];
 
 /** GitHub's heading anchor: lower-case, punctuation dropped, spaces to dashes. */
