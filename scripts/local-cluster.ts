@@ -21,6 +21,7 @@ import {
   openSync,
   readFileSync,
   readSync,
+  renameSync,
   rmSync,
   statSync,
   symlinkSync,
@@ -95,10 +96,9 @@ function readState(): State | undefined {
 
 function writeState(state: State): void {
   mkdirSync(RUN_DIR, { recursive: true });
+  // Atomic: `up` polls this file while the supervisor writes it.
   writeFileSync(`${STATE_FILE}.tmp`, `${JSON.stringify(state, null, 2)}\n`);
-  rmSync(STATE_FILE, { force: true });
-  writeFileSync(STATE_FILE, readFileSync(`${STATE_FILE}.tmp`));
-  rmSync(`${STATE_FILE}.tmp`, { force: true });
+  renameSync(`${STATE_FILE}.tmp`, STATE_FILE);
 }
 
 function alive(pid: number | undefined): boolean {
