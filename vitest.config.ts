@@ -18,6 +18,7 @@ export default defineConfig({
             "proxy/**/*.test.ts",
             "scripts/**/*.test.ts",
             "test/harness/**/*.test.ts",
+            "test/contracts/**/*.test.ts",
           ],
           environment: "node",
         },

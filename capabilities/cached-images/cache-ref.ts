@@ -5,6 +5,7 @@
  * `<endpoint>/reg.example-5000/app@sha256:…`. A digest-pinned image is stored under its digest, and under its
  * tag too when it has one.
  */
+import { cacheRepositoryOf } from "../../registry-client/src/proxy-path";
 import { parseImageReference } from "../../registry-client/src/reference";
 import type { ImageReference } from "../../registry-client/src/types";
 import { FINALIZER_CACHED_IMAGE } from "../shared/labels";
@@ -14,7 +15,7 @@ import type { JsonPatchOp } from "./ports";
 /** The cache-registry reference of an origin image. */
 export function cacheReference(source: ImageReference, endpoint: string): ImageReference {
   const registry = endpoint.toLowerCase();
-  const repository = `${source.registry.toLowerCase().replace(/:/g, "-")}/${source.repository}`;
+  const repository = cacheRepositoryOf(source.registry, source.repository);
   const name = `${registry}/${repository}`;
   const ref: ImageReference = { registry, repository, name, canonical: name };
   if (source.tag !== undefined) ref.tag = source.tag;

@@ -149,7 +149,8 @@ describe("toProxyImage / fromProxyImage", () => {
     ["nginx:1.25", "localhost:7439/nginx:1.25"],
     ["nginx", "localhost:7439/nginx"],
     ["bitnami/redis:7", "localhost:7439/bitnami/redis:7"],
-    ["user-2/app", "localhost:7439/user-2/app"],
+    // Written with its registry: the proxy reads a first component ending in -<digits> as host-port.
+    ["user-2/app", "localhost:7439/docker.io/user-2/app"],
     ["docker.io/library/nginx:1.25", "localhost:7439/docker.io/library/nginx:1.25"],
     ["index.docker.io/library/nginx:1.25", "localhost:7439/index.docker.io/library/nginx:1.25"],
     ["185.145.250.247:30042/alpine", "localhost:7439/185.145.250.247-30042/alpine"],

@@ -7,6 +7,7 @@
  * form of an image is refused when the proxy could not read it back (Appendix B #6 and #7).
  */
 import { createHash } from "node:crypto";
+import { fromProxyPath } from "../../registry-client/src/proxy-path";
 import { parseImageReference } from "../../registry-client/src/reference";
 import type { ImageReference } from "../../registry-client/src/types";
 import {
@@ -211,9 +212,9 @@ export function proxyPrefix(port: number): string {
  * `host:port` turned into `host-port` (`185.145.250.247:30042/alpine` → `localhost:7439/185.145.250.247-30042/alpine`)
  * and lower-cased. Docker Hub images keep their short form (`nginx:1.25` → `localhost:7439/nginx:1.25`).
  *
- * The proxy reads the first path segment as a registry when it contains a `.` (and turns a trailing `-<digits>`
- * back into `:<digits>`), otherwise as a Docker Hub namespace, as v1's proxy does; the images for which that
- * reading would be wrong are refused with a {@link ProxyImageProblem} instead of being broken (v1 broke them).
+ * The proxy reads a first path segment ending in `-<digits>` back as `host:port` (registry-client's
+ * `fromProxyPath`); registries a proxy could not reach or that v1 would have misread (dotless hosts, loopback) are
+ * refused with a {@link ProxyImageProblem} instead of being broken (v1 broke them).
  */
 export function toProxyImage(
   written: string,
@@ -230,6 +231,10 @@ export function toProxyImage(
     const problem = registryProblem(first, options.allowLoopback === true);
     if (problem !== undefined) return { problem };
     path = first.toLowerCase().replace(":", "-") + written.slice(slash);
+  } else {
+    // A Docker Hub namespace ending in `-<digits>` (`user-2/app`) would read back as `host:port`: name the registry.
+    const read = fromProxyPath(path);
+    if (!("written" in read) || read.written !== path) path = `docker.io/${path}`;
   }
   const repositoryLength = path.search(/[:@]/) < 0 ? path.length : path.search(/[:@]/);
   if (repositoryLength > MAX_REPOSITORY_PATH_LENGTH) return { problem: "name-too-long" };
@@ -260,10 +265,6 @@ function registryProblem(registry: string, allowLoopback: boolean): ProxyImagePr
 export function fromProxyImage(image: string, port: number): string | undefined {
   const prefix = proxyPrefix(port);
   if (!image.startsWith(prefix) || image.length === prefix.length) return undefined;
-  const rest = image.slice(prefix.length);
-  const slash = rest.indexOf("/");
-  if (slash <= 0) return rest;
-  const first = rest.slice(0, slash);
-  if (!first.includes(".")) return rest;
-  return first.replace(/-(\d+)$/, ":$1") + rest.slice(slash);
+  const restored = fromProxyPath(image.slice(prefix.length)); // the proxy's own reading (registry-client)
+  return "written" in restored ? restored.written : undefined;
 }

@@ -20,7 +20,10 @@
  * Hub repository `myregistry-5000/app` (Appendix B, item 7); this module fixes that. IPv6 literal hosts cannot be
  * rewritten (`[` is not valid in a repository path) and are not supported.
  */
+import { cacheRepositoryOf, fromProxyPath } from "../../registry-client/src/proxy-path";
 import { parseRepositoryName } from "../../registry-client/src/reference";
+
+export { cacheRepositoryOf };
 import { ProxyError } from "./errors";
 
 /** The origin of a proxied repository, and where the cache registry keeps it. */
@@ -33,30 +36,20 @@ export interface OriginName {
   cacheRepository: string;
 }
 
-const HOST_PORT_RE = /^(.+)-(\d{1,5})$/;
-const MAX_PORT = 65535;
-
 /**
  * Decodes a rewritten `<name>` into its origin and cache repository.
  *
  * @throws {@link ProxyError} `NAME_INVALID`, quoting the name and saying why.
  */
 export function decodeName(name: string): OriginName {
-  const slash = name.indexOf("/");
-  let written = name;
-  if (slash > 0) {
-    const match = HOST_PORT_RE.exec(name.slice(0, slash));
-    if (match?.[1] !== undefined && match[2] !== undefined) {
-      const port = Number(match[2]);
-      if (port < 1 || port > MAX_PORT) {
-        throw new ProxyError(
-          "NAME_INVALID",
-          `invalid repository name ${JSON.stringify(name)}: port ${port} out of range`,
-        );
-      }
-      written = `${match[1]}:${port}${name.slice(slash)}`;
-    }
+  const restored = fromProxyPath(name);
+  if ("invalidPort" in restored) {
+    throw new ProxyError(
+      "NAME_INVALID",
+      `invalid repository name ${JSON.stringify(name)}: port ${restored.invalidPort} out of range`,
+    );
   }
+  const written = restored.written;
   let parsed: { registry: string; repository: string };
   try {
     parsed = parseRepositoryName(written);
@@ -71,12 +64,4 @@ export function decodeName(name: string): OriginName {
     repository: parsed.repository,
     cacheRepository: cacheRepositoryOf(parsed.registry, parsed.repository),
   };
-}
-
-/**
- * The repository under which the cache registry stores `registry/repository`: the registry host lower-cased
- * (repository paths must be) with `:` replaced by `-`. The operator writes images under the same name.
- */
-export function cacheRepositoryOf(registry: string, repository: string): string {
-  return `${registry.toLowerCase().replaceAll(":", "-")}/${repository}`;
 }
