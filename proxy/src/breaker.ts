@@ -8,7 +8,7 @@
  *
  * - closed: every request tries the cache first.
  * - open: requests go straight to the origin until the cooldown has elapsed.
- * - half-open: exactly one probe is allowed (the caller sends it in the background, see server.ts); every request
+ * - half-open: exactly one probe is allowed (the caller sends it in the background, see handler.ts `probeCache`); every request
  *   keeps going to the origin until it settles. Each failed probe doubles the cooldown, up to `maxCooldownMs`.
  *
  * Pure state machine: the clock is injected and the breaker does no I/O.

@@ -50,11 +50,6 @@ export class CredentialStore {
     return this.#keyring.lookup({ registry, repository });
   }
 
-  /** Number of distinct registry keys loaded. */
-  get size(): number {
-    return this.#keyring.size;
-  }
-
   /** Loads the file now and starts watching it. Never throws: a bad file is logged and the proxy runs anonymous. */
   start(): void {
     this.check();

@@ -21,12 +21,8 @@ export type ProxyErrorCode =
   | "UPSTREAM_TIMEOUT"
   /** The origin answered something unusable. */
   | "UPSTREAM_ERROR"
-  /** The proxy is draining before exit. */
-  | "SHUTTING_DOWN"
   /** Invalid flags or environment (startup only). */
   | "CONFIG_INVALID"
-  /** The credentials file could not be read or parsed (never carries its content). */
-  | "CREDENTIALS_INVALID"
   /** A listen address could not be bound. */
   | "LISTEN_FAILED";
 
@@ -63,9 +59,7 @@ const DEFAULT_STATUS: Readonly<Record<ProxyErrorCode, number>> = {
   UPSTREAM_UNREACHABLE: 502,
   UPSTREAM_TIMEOUT: 504,
   UPSTREAM_ERROR: 502,
-  SHUTTING_DOWN: 503,
   CONFIG_INVALID: 500,
-  CREDENTIALS_INVALID: 500,
   LISTEN_FAILED: 500,
 };
 
@@ -111,7 +105,7 @@ export function ociErrorBody(code: string, message: string): string {
 
 /**
  * Answers with an OCI error (no body for HEAD, as registries do). Only valid before anything was written; after
- * the first byte an error must destroy the response instead (see forward.ts).
+ * the first byte an error must destroy the response instead (see pump.ts and cache.ts).
  */
 export function sendError(
   res: ServerResponse,

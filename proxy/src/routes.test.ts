@@ -1,5 +1,4 @@
 import { describe, expect, it } from "vitest";
-import { isDigest } from "../../registry-client/src/digest";
 import { parseRoute } from "./routes";
 
 const D = `sha256:${"a".repeat(64)}`;
@@ -10,30 +9,23 @@ describe("parseRoute", () => {
     expect(parseRoute(method, "/v2")).toEqual({ type: "ping" });
   });
 
-  // [target, kind, name, reference, isDigest]
-  it.each<[string, "manifest" | "blob", string, string, boolean]>([
-    ["/v2/nginx/manifests/1.25", "manifest", "nginx", "1.25", false],
-    ["/v2/nginx/manifests/latest?ns=docker.io", "manifest", "nginx", "latest", false],
-    [`/v2/nginx/manifests/${D}`, "manifest", "nginx", D, true],
-    [`/v2/185.145.250.247-30042/alpine/blobs/${D}`, "blob", "185.145.250.247-30042/alpine", D, true],
+  // [target, kind, name, reference]
+  it.each<[string, "manifest" | "blob", string, string]>([
+    ["/v2/nginx/manifests/1.25", "manifest", "nginx", "1.25"],
+    ["/v2/nginx/manifests/latest?ns=docker.io", "manifest", "nginx", "latest"],
+    [`/v2/nginx/manifests/${D}`, "manifest", "nginx", D],
+    [`/v2/185.145.250.247-30042/alpine/blobs/${D}`, "blob", "185.145.250.247-30042/alpine", D],
     // the name is greedy: a repository may itself contain "blobs" or "manifests"
-    ["/v2/org/blobs/manifests/v1", "manifest", "org/blobs", "v1", false],
-    [`/v2/org/manifests/x/blobs/${D}`, "blob", "org/manifests/x", D, true],
-    [
-      `/v2/a/b/manifests/${"sha512:" + "b".repeat(128)}`,
-      "manifest",
-      "a/b",
-      `sha512:${"b".repeat(128)}`,
-      true,
-    ],
-  ])("%s", (target, kind, name, reference, digest) => {
+    ["/v2/org/blobs/manifests/v1", "manifest", "org/blobs", "v1"],
+    [`/v2/org/manifests/x/blobs/${D}`, "blob", "org/manifests/x", D],
+    [`/v2/a/b/manifests/${"sha512:" + "b".repeat(128)}`, "manifest", "a/b", `sha512:${"b".repeat(128)}`],
+  ])("%s", (target, kind, name, reference) => {
     for (const method of ["GET", "HEAD"]) {
       expect(parseRoute(method, target)).toEqual({
         type: "content",
         kind,
         name,
         reference,
-        isDigest: digest,
       });
     }
   });
@@ -64,15 +56,4 @@ describe("parseRoute", () => {
     expect(route.error.code).toBe(code);
     expect(route.allow).toBe(status === 405 ? "GET, HEAD" : undefined);
   });
-});
-
-describe("isDigest", () => {
-  it.each<[string, boolean]>([
-    [D, true],
-    [`sha384:${"c".repeat(96)}`, true],
-    [`sha256:${"a".repeat(63)}`, false],
-    [`sha512:${"a".repeat(64)}`, false],
-    [`md5:${"a".repeat(32)}`, false],
-    ["latest", false],
-  ])("%s → %s", (reference, expected) => expect(isDigest(reference)).toBe(expected));
 });

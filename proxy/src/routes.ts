@@ -12,7 +12,7 @@ export type RouteKind = "manifest" | "blob";
 /** A parsed request line. */
 export type Route =
   | { type: "ping" }
-  | { type: "content"; kind: RouteKind; name: string; reference: string; isDigest: boolean }
+  | { type: "content"; kind: RouteKind; name: string; reference: string }
   | { type: "refused"; error: ProxyError; allow?: string };
 
 const ALLOWED_METHODS = "GET, HEAD";
@@ -54,7 +54,7 @@ export function parseRoute(method: string, target: string): Route {
       error: new ProxyError(code, `invalid manifest ${what} ${JSON.stringify(reference)}`),
     };
   }
-  return { type: "content", kind, name, reference, isDigest: digest };
+  return { type: "content", kind, name, reference };
 }
 
 function methodNotAllowed(method: string, path: string): Route {

@@ -8,7 +8,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import { findTool, freePort, makeTempDir, removeTempDir, runOk, skopeo, sleep } from "../../test/harness";
+import { freePort, makeTempDir, removeTempDir, runOk, skopeo, sleep } from "../../test/harness";
+import { cacheRepositoryOf } from "../../registry-client/src/proxy-path";
 import { parseCommandLine } from "../src/config";
 import { createLogger } from "../src/logger";
 import { buildProxy, type ProxyRuntime } from "../src/wiring";
@@ -59,7 +60,7 @@ export async function startTestProxy(args: string[]): Promise<TestProxy> {
 
 /** The `<name>` the webhook writes for an image of `registryHost` (`127.0.0.1:5000` → `127.0.0.1-5000/<repo>`). */
 export function rewrittenName(registryHost: string, repository: string): string {
-  return `${registryHost.replaceAll(":", "-")}/${repository}`;
+  return cacheRepositoryOf(registryHost, repository); // the same host-port encoding (registry-client/src/proxy-path.ts)
 }
 
 /** Writes a dockerconfigjson credentials file (what the operator's Secret holds). */
@@ -203,14 +204,5 @@ export async function eventually(
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`);
     await sleep(25);
-  }
-}
-
-/** crane, when built (scripts/build-components.sh); undefined otherwise. */
-export function craneBinary(): string | undefined {
-  try {
-    return findTool("crane");
-  } catch {
-    return undefined;
   }
 }

@@ -348,7 +348,7 @@ function retryAfter(headers: Record<string, string | string[] | undefined>): { r
 }
 
 /** `work`, or an ABORTED rejection as soon as `signal` aborts (`work` itself goes on: others may await it). */
-export function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (!signal) return work;
   if (signal.aborted) return Promise.reject(new RegistryError("ABORTED", "aborted"));
   return new Promise<T>((resolve, reject) => {

@@ -21,13 +21,13 @@ import {
   startOriginBasic,
   startOriginToken,
   stopAll,
+  tryFindTool,
   type PushedImage,
   type StartedContainerd,
   type StartedRegistry,
 } from "../harness";
 import { cacheRepositoryOf } from "../../proxy/src/names";
 import {
-  craneBinary,
   cranePull,
   eventually,
   httpGet,
@@ -39,7 +39,7 @@ import {
 } from "../../proxy/test/fixtures";
 
 const harness = inject("kuikHarness");
-const crane = craneBinary();
+const crane = tryFindTool("crane");
 /** crane when built (scripts/build-components.sh), else skopeo: both verify every digest they download. */
 const pullDigest = (ref: string): Promise<string> => (crane ? cranePull(crane, ref) : skopeoPull(ref));
 const CLIENT = crane ? "crane" : "skopeo: crane not built";
