@@ -30,6 +30,9 @@ const EXPIRY_MARGIN_MS = 10_000;
 const DEFAULT_TOKEN_LIFETIME_S = 60;
 
 /** One authenticator per {@link RegistryClient}; all state is per instance. */
+/** Tokens kept at most (one per registry × scope × credential set). */
+const MAX_CACHED_TOKENS = 1000;
+
 export class Authenticator {
   readonly #credentials: CredentialsProvider;
   readonly #fetchToken: TokenFetcher;
@@ -137,12 +140,26 @@ export class Authenticator {
     if (running) return running;
     const promise = this.#fetchFirstAccepted(registry, scope, challenge, candidates)
       .then(token => {
+        if (this.#tokens.size >= MAX_CACHED_TOKENS) this.#dropExpired();
         this.#tokens.set(key, token);
         return token.value;
       })
       .finally(() => this.#inflight.delete(key));
     this.#inflight.set(key, promise);
     return promise;
+  }
+
+  /**
+   * Forgets expired tokens (a long-running proxy meets new scopes and credential sets for ever); when all are
+   * still valid, the oldest inserted go, down to 3/4 of the bound.
+   */
+  #dropExpired(): void {
+    const now = this.#now();
+    for (const [key, token] of this.#tokens) if (token.expiresAt <= now) this.#tokens.delete(key);
+    for (const key of this.#tokens.keys()) {
+      if (this.#tokens.size < (MAX_CACHED_TOKENS * 3) / 4) break;
+      this.#tokens.delete(key);
+    }
   }
 
   /** Try each candidate in order (as kubelet does); anonymous when there is none. */
