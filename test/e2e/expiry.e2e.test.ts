@@ -6,7 +6,6 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PushedImage } from "../harness/images";
-import { sleep } from "../harness/tools";
 import {
   isCachedAndReady,
   listPods,
@@ -74,6 +73,17 @@ describe("expiry", () => {
     });
 
     it("sets spec.expiresAt when the last Pod goes, then removes the CachedImage and its manifest", async () => {
+      // The retained image goes unused first, with spec.retain set: when the expiring one is deleted, a sweep has
+      // run past the retained one's delay too (checked by the next test, without waiting on a clock).
+      await stack.kubectl([
+        "patch",
+        "cachedimage",
+        stack.cachedImageName(retained.ref),
+        "--type=merge",
+        "-p",
+        JSON.stringify({ spec: { retain: true } }),
+      ]);
+      await deleteDeployment("retained");
       const name = stack.cachedImageName(expiring.ref);
       const before = Date.now();
       await deleteDeployment("expiring");
@@ -101,17 +111,8 @@ describe("expiry", () => {
     });
 
     it("keeps a CachedImage patched with spec.retain: true, and its image", async () => {
+      // Unused (and past its delay) since before the expiring image, which the previous test saw deleted.
       const name = stack.cachedImageName(retained.ref);
-      await stack.kubectl([
-        "patch",
-        "cachedimage",
-        name,
-        "--type=merge",
-        "-p",
-        JSON.stringify({ spec: { retain: true } }),
-      ]);
-      await deleteDeployment("retained");
-      await sleep((EXPIRY_SECONDS + 5) * 1000);
       const ci = await stack.getCachedImage(name);
       expect(ci, "CachedImage still there").toBeDefined();
       expect(ci?.spec?.retain).toBe(true);
