@@ -24,73 +24,40 @@ export function createCachedImages(handlers: WatchHandlers): Capability {
   return capability;
 }
 
-function debug(
-  logger: Logger | undefined,
+/**
+ * The callback of a binding: logs the event at debug level and hands it to `handle`. Pepr 1.1.4 has no binding for
+ * every phase at once, so each kind needs a created-or-updated and a deleted binding, both through this.
+ */
+function relay<T extends { metadata?: { name?: string } }>(
   kind: string,
-  obj: { metadata?: { name?: string } },
-  phase: string,
-): void {
-  logger?.debug({ kind, name: obj.metadata?.name, phase }, "watch event");
+  handle: (obj: T, phase: string) => void,
+): (obj: T, phase: string, logger?: Logger) => void {
+  return (obj, phase, logger) => {
+    logger?.debug({ kind, name: obj.metadata?.name, phase }, "watch event");
+    handle(obj, phase);
+  };
 }
 
 function bindPods({ When }: Capability, handlers: WatchHandlers): void {
+  const onPod = relay<a.Pod>("Pod", (pod, phase) => handlers.onPod(pod, phase));
   // Managed pods created or updated: track the images they use.
-  When(a.Pod)
-    .IsCreatedOrUpdated()
-    .WithLabel(LABEL_MANAGED)
-    .Alias("track-pods")
-    .Watch(function trackPod(pod, phase, logger) {
-      debug(logger, "Pod", pod, phase);
-      handlers.onPod(pod, phase);
-    });
-
+  When(a.Pod).IsCreatedOrUpdated().WithLabel(LABEL_MANAGED).Alias("track-pods").Watch(onPod);
   // Managed pods deleted: their images lose a user.
-  When(a.Pod)
-    .IsDeleted()
-    .WithLabel(LABEL_MANAGED)
-    .Alias("untrack-pods")
-    .Watch(function untrackPod(pod, phase, logger) {
-      debug(logger, "Pod", pod, phase);
-      handlers.onPod(pod, phase);
-    });
+  When(a.Pod).IsDeleted().WithLabel(LABEL_MANAGED).Alias("untrack-pods").Watch(onPod);
 }
 
 function bindCachedImages({ When }: Capability, handlers: WatchHandlers): void {
+  const onCachedImage = relay<CachedImage>("CachedImage", (ci, phase) => handlers.onCachedImage(ci, phase));
   // CachedImages: copy into the cache, keep the status, run kuik's finalizer.
-  When(CachedImage)
-    .IsCreatedOrUpdated()
-    .Alias("cache-images")
-    .Reconcile(function queueCachedImage(ci, phase, logger) {
-      debug(logger, "CachedImage", ci, phase);
-      handlers.onCachedImage(ci, phase);
-    });
-
+  When(CachedImage).IsCreatedOrUpdated().Alias("cache-images").Reconcile(onCachedImage);
   // CachedImages gone: forget them (the tracker recreates those still in use).
-  When(CachedImage)
-    .IsDeleted()
-    .Alias("forget-cached-images")
-    .Watch(function forgetCachedImage(ci, phase, logger) {
-      debug(logger, "CachedImage", ci, phase);
-      handlers.onCachedImage(ci, phase);
-    });
+  When(CachedImage).IsDeleted().Alias("forget-cached-images").Watch(onCachedImage);
 }
 
 function bindRepositories({ When }: Capability, handlers: WatchHandlers): void {
+  const onRepository = relay<Repository>("Repository", (repo, phase) => handlers.onRepository(repo, phase));
   // Repositories: pull secrets for copies and for the proxy credentials Secret.
-  When(Repository)
-    .IsCreatedOrUpdated()
-    .Alias("track-repositories")
-    .Watch(function trackRepository(repo, phase, logger) {
-      debug(logger, "Repository", repo, phase);
-      handlers.onRepository(repo, phase);
-    });
-
+  When(Repository).IsCreatedOrUpdated().Alias("track-repositories").Watch(onRepository);
   // Repositories deleted: drop their credentials.
-  When(Repository)
-    .IsDeleted()
-    .Alias("forget-repositories")
-    .Watch(function forgetRepository(repo, phase, logger) {
-      debug(logger, "Repository", repo, phase);
-      handlers.onRepository(repo, phase);
-    });
+  When(Repository).IsDeleted().Alias("forget-repositories").Watch(onRepository);
 }
