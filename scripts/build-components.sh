@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Build the real third-party components kuik's tests run against
-# (kube-apiserver, kube-controller-manager, kubectl, etcd, crane, registry, helm) from their Go modules into
-# ${KUIK_CACHE:-$HOME/.cache/kuik}/bin.
+# (kube-apiserver, kube-controller-manager, kubectl, etcd, crane, registry, helm, MinIO) and the local node's
+# (kubelet, kube-scheduler, kube-proxy, CoreDNS, the CNI plugins, the pause binary, the registry of the mirror's
+# registry image) from their Go modules (pause: from its C source in the Kubernetes module) into
+# ${KUIK_CACHE:-$HOME/.cache/kuik}/bin (CNI plugins in bin/cni/).
 #
 # Versions are pinned by the Go modules under scripts/components/ (see
 # docs/components.md). Each binary gets a stamp keyed on its module's
@@ -32,9 +34,13 @@ STAMP_DIR="$BIN_DIR/.stamps"
 ALL=(etcd kube-apiserver kube-controller-manager kubectl crane registry helm)
 # S3 server for the registry's S3 storage mode (test/integration/registry-s3.test.ts); pinned by commit.
 ALL+=(minio)
+# The local node (docs/local-cluster.md): kubelet, scheduler, kube-proxy, cluster DNS, CNI plugins, the pause
+# binary of the sandbox image, and distribution v3.0.0 for the mirror's registry:3.0.0 image.
+ALL+=(kubelet kube-scheduler kube-proxy coredns cni-bridge cni-host-local cni-loopback cni-portmap pause registry-v3.0)
 
-# name -> "module dir (relative to COMP_DIR)|main package|versioned module"
+# name -> "module dir (relative to COMP_DIR)|main package|versioned module[|output path under bin/]"
 spec() {
+  local cni=github.com/containernetworking/plugins
   case "$1" in
     etcd)           echo ".|go.etcd.io/etcd/server/v3|go.etcd.io/etcd/server/v3" ;;
     kube-apiserver) echo ".|k8s.io/kubernetes/cmd/kube-apiserver|k8s.io/kubernetes" ;;
@@ -44,6 +50,17 @@ spec() {
     registry)       echo "registry|github.com/distribution/distribution/v3/cmd/registry|github.com/distribution/distribution/v3" ;;
     minio)          echo "minio|github.com/minio/minio|github.com/minio/minio" ;;
     helm)           echo "helm|helm.sh/helm/v3/cmd/helm|helm.sh/helm/v3" ;;
+    kubelet)        echo ".|k8s.io/kubernetes/cmd/kubelet|k8s.io/kubernetes" ;;
+    kube-scheduler) echo ".|k8s.io/kubernetes/cmd/kube-scheduler|k8s.io/kubernetes" ;;
+    kube-proxy)     echo ".|k8s.io/kubernetes/cmd/kube-proxy|k8s.io/kubernetes" ;;
+    coredns)        echo "coredns|github.com/coredns/coredns|github.com/coredns/coredns" ;;
+    cni-bridge)     echo "cni-plugins|$cni/plugins/main/bridge|$cni|cni/bridge" ;;
+    cni-host-local) echo "cni-plugins|$cni/plugins/ipam/host-local|$cni|cni/host-local" ;;
+    cni-loopback)   echo "cni-plugins|$cni/plugins/main/loopback|$cni|cni/loopback" ;;
+    cni-portmap)    echo "cni-plugins|$cni/plugins/meta/portmap|$cni|cni/portmap" ;;
+    # registry.k8s.io/pause: build/pause/linux/pause.c of the Kubernetes module, compiled as its Makefile does
+    pause)          echo ".|build/pause/linux/pause.c|k8s.io/kubernetes" ;;
+    registry-v3.0)  echo "registry-v3.0|github.com/distribution/distribution/v3/cmd/registry|github.com/distribution/distribution/v3" ;;
     *) return 1 ;;
   esac
 }
@@ -102,7 +119,7 @@ mod_info() { # moddir module
 ldflags_for() { # name version time
   local name=$1 v=$2 t=${3:-1970-01-01T00:00:00Z} f="-s -w"
   case "$name" in
-    kube-apiserver|kube-controller-manager|kubectl)
+    kube-apiserver|kube-controller-manager|kubectl|kubelet|kube-scheduler|kube-proxy)
       # what kubernetes' hack/lib/version.sh sets for a source-archive build
       local major minor pkg
       major=${v#v}; major=${major%%.*}
@@ -115,7 +132,13 @@ ldflags_for() { # name version time
     # build, and a module build has none.
     etcd) f+=" -X go.etcd.io/etcd/api/v3/version.GitSHA=none" ;;
     crane) f+=" -X github.com/google/go-containerregistry/cmd/crane/cmd.Version=$v" ;;
-    registry) f+=" -X github.com/distribution/distribution/v3/version.version=$v" ;;
+    # CoreDNS's version is a constant; its release build stamps the commit, a module build has none.
+    coredns) f+=" -X github.com/coredns/coredns/coremain.GitCommit=none" ;;
+    # the sandbox image's tag, as kubeadm 1.36 pins it (constants.PauseVersion)
+    pause) f="-DVERSION=v3.10.2" ;;
+    # plugins print it with `--version` (what their release build stamps)
+    cni-*) f+=" -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$v" ;;
+    registry|registry-v3.0) f+=" -X github.com/distribution/distribution/v3/version.version=$v" ;;
     # what helm's Makefile stamps (`helm version` prints it; the chart tests check it)
     helm) f+=" -X helm.sh/helm/v3/internal/version.version=$v -X helm.sh/helm/v3/internal/version.gitTreeState=archive" ;;
   esac
@@ -125,7 +148,7 @@ ldflags_for() { # name version time
 total_start=$(now)
 built=0
 for name in "${names[@]}"; do
-  IFS='|' read -r moddir pkg vmod < <(spec "$name")
+  IFS='|' read -r moddir pkg vmod outpath < <(spec "$name")
   dir="$COMP_DIR/$moddir"
   [ -f "$dir/go.mod" ] || die "$dir/go.mod missing"
   [ -f "$dir/go.sum" ] || die "$dir/go.sum missing (run 'go mod tidy' in $dir)"
@@ -140,7 +163,8 @@ for name in "${names[@]}"; do
     cat "$dir/go.mod" "$dir/go.sum"
   } | sha256sum | cut -d' ' -f1)
 
-  out="$BIN_DIR/$name"
+  out="$BIN_DIR/${outpath:-$name}"
+  mkdir -p "$(dirname "$out")"
   stamp="$STAMP_DIR/$name"
   if [ "$force" = 0 ] && [ -x "$out" ] && [ -f "$stamp" ] && [ "$(head -n1 "$stamp")" = "$key" ]; then
     log "$name $version: up to date ($out)"
@@ -151,7 +175,12 @@ for name in "${names[@]}"; do
   start=$(now)
   tmp="$BIN_DIR/.$name.tmp.$$"
   rm -f "$stamp"
-  if ! (cd "$dir" && go build -trimpath -ldflags "$ldflags" -o "$tmp" "$pkg"); then
+  if [ "$name" = pause ]; then
+    command -v cc >/dev/null 2>&1 || die "pause: a C compiler (cc) is needed"
+    src="$(cd "$dir" && go list -m -f '{{.Dir}}' "$vmod")/$pkg"
+    [ -f "$src" ] || (cd "$dir" && go mod download "$vmod") || die "pause: cannot download $vmod"
+    cc -Os -Wall -Werror -static $ldflags -o "$tmp" "$src" || { rm -f "$tmp"; die "pause: cc $src failed"; }
+  elif ! (cd "$dir" && go build -trimpath -ldflags "$ldflags" -o "$tmp" "$pkg"); then
     rm -f "$tmp"
     die "$name: 'go build $pkg' failed in $dir (see output above)"
   fi
