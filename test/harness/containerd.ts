@@ -3,11 +3,11 @@
  * hosts.toml files from a hosts dir (config_path, re-read on every pull), plus the two pull paths tests use:
  * {@link criPull} (the kubelet's path: runtime.v1.ImageService/PullImage, via scripts/cri-pull) and {@link ctrPull}.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { makeTempDir, onProcessExit, removeTempDir, tiedToParent } from "./cleanup";
-import { findTool, killGroup, REPO_ROOT, run, runOk, sleep, type RunResult } from "./tools";
+import { makeTempDir, removeTempDir } from "./cleanup";
+import { startProcess } from "./process";
+import { findTool, REPO_ROOT, run, runOk, type RunResult } from "./tools";
 
 export interface ContainerdOptions {
   /** Directory for root/, state/, the socket and the log; default a new temp dir (removed on stop). */
@@ -18,6 +18,8 @@ export interface ContainerdOptions {
   logLevel?: "debug" | "info" | "warn" | "error";
   /** Start-up timeout; default 30 s. */
   timeoutMs?: number;
+  /** Run Pods for a kubelet (node.ts): the sandbox image and the CNI plugins and their configuration. */
+  node?: { sandboxImage: string; cniBinDir: string; cniConfDir: string };
 }
 
 export interface StartedContainerd {
@@ -34,10 +36,31 @@ export interface StartedContainerd {
   stop(): Promise<void>;
 }
 
-const live = new Set<ChildProcess>();
-onProcessExit(() => {
-  for (const c of live) killGroup(c.pid, "SIGKILL");
-});
+/**
+ * The CRI settings a kubelet's containerd needs here. `restrict_oom_score_adj`: this machine's root lacks
+ * CAP_SYS_RESOURCE, so the kubelet's `oom_score_adj = -998` for sandboxes would fail every `runc create` ("can't
+ * get final child's PID from pipe: EOF"); restricted, containerd never lowers a score below its own. Unprivileged
+ * ports, as containerd 2 does by default: CoreDNS runs as non-root on port 53.
+ */
+function nodeCriConfig(n: NonNullable<ContainerdOptions["node"]>): string {
+  return `  sandbox_image = "${n.sandboxImage}"
+  restrict_oom_score_adj = true
+  enable_unprivileged_ports = true
+  enable_unprivileged_icmp = true
+  # Pod network namespaces under the state dir, not /run/netns: a stopped node leaves none behind
+  netns_mounts_under_state_dir = true
+[plugins."io.containerd.grpc.v1.cri".containerd]
+  snapshotter = "overlayfs"
+  default_runtime_name = "runc"
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+  SystemdCgroup = false
+[plugins."io.containerd.grpc.v1.cri".cni]
+  bin_dir = "${n.cniBinDir}"
+  conf_dir = "${n.cniConfDir}"
+`;
+}
 
 export async function startContainerd(opts: ContainerdOptions = {}): Promise<StartedContainerd> {
   if (process.getuid?.() !== 0) throw new Error("startContainerd: containerd needs root");
@@ -70,31 +93,17 @@ disabled_plugins = ["io.containerd.snapshotter.v1.devmapper", "io.containerd.sna
 [plugins."io.containerd.grpc.v1.cri"]
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
-[plugins."io.containerd.grpc.v1.cri".registry]
+${opts.node ? nodeCriConfig(opts.node) : ""}[plugins."io.containerd.grpc.v1.cri".registry]
   config_path = "${hostsDir}"
 `,
   );
-  const fd = openSync(logFile, "a");
-  let child: ChildProcess;
-  try {
-    const [cmd, args] = tiedToParent(containerd, ["--config", configFile]);
-    child = spawn(cmd, args, { stdio: ["ignore", fd, fd], detached: true });
-  } finally {
-    closeSync(fd);
-  }
-  live.add(child);
-  let exited = false;
-  const exitPromise = new Promise<void>(resolve => {
-    child.once("exit", () => {
-      exited = true;
-      live.delete(child);
-      resolve();
-    });
-    child.once("error", () => {
-      exited = true;
-      live.delete(child);
-      resolve();
-    });
+  const proc = await startProcess({
+    name: "containerd",
+    cmd: containerd,
+    args: ["--config", configFile],
+    logFile,
+    ready: async () => (await run(ctr, ["-a", socket, "version"], { timeoutMs: 5000 })).code === 0,
+    readyTimeoutMs: opts.timeoutMs ?? 30_000,
   });
   const readLog = (): string => {
     try {
@@ -108,7 +117,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.devmapper", "io.containerd.sna
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
-    if (!exited) {
+    if (proc.isRunning()) {
       const ns = await run(ctr, ["-a", socket, "namespaces", "ls", "-q"], { timeoutMs: 10_000 }).catch(
         () => undefined,
       );
@@ -125,34 +134,12 @@ disabled_plugins = ["io.containerd.snapshotter.v1.devmapper", "io.containerd.sna
           );
         }
       }
-      killGroup(child.pid, "SIGTERM");
-      const t = setTimeout(() => killGroup(child.pid, "SIGKILL"), 10_000);
-      await exitPromise;
-      clearTimeout(t);
+      await proc.stop();
     }
-    // lazily unmount anything containerd left mounted under dir (deepest first)
-    const mounts = readFileSync("/proc/self/mounts", "utf8")
-      .split("\n")
-      .map(l => l.split(" ")[1] ?? "")
-      .filter(m => m.startsWith(`${dir}/`))
-      .sort()
-      .reverse();
-    for (const m of mounts) await run("umount", ["-l", m], { timeoutMs: 10_000 }).catch(() => undefined);
+    await unmountUnder(dir);
     if (ownDir) removeTempDir(dir);
   };
 
-  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
-  for (;;) {
-    const r = await run(ctr, ["-a", socket, "version"], { timeoutMs: 5000 }).catch(() => undefined);
-    if (r?.code === 0) break;
-    if (exited || Date.now() > deadline) {
-      await stop();
-      throw new Error(
-        `containerd ${exited ? "exited" : "not answering"}; log ${logFile}:\n${readLog().trim().split("\n").slice(-15).join("\n")}`,
-      );
-    }
-    await sleep(100);
-  }
   return {
     dir,
     socket,
@@ -160,11 +147,22 @@ disabled_plugins = ["io.containerd.snapshotter.v1.devmapper", "io.containerd.sna
     configFile,
     logFile,
     get pid() {
-      return exited ? undefined : child.pid;
+      return proc.isRunning() ? proc.pid : undefined;
     },
     readLog,
     stop,
   };
+}
+
+/** Lazily unmount everything mounted under `dir` (deepest first): what containerd, runc or a kubelet left. */
+export async function unmountUnder(dir: string): Promise<void> {
+  const mounts = readFileSync("/proc/self/mounts", "utf8")
+    .split("\n")
+    .map(l => l.split(" ")[1] ?? "")
+    .filter(m => m.startsWith(`${dir}/`))
+    .sort()
+    .reverse();
+  for (const m of mounts) await run("umount", ["-l", m], { timeoutMs: 10_000 }).catch(() => undefined);
 }
 
 export interface HostEntry {

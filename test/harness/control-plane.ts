@@ -15,17 +15,26 @@
  * KILL`, plus an exit hook): they never outlive it. `npm run up` keeps them running by keeping a supervisor
  * process alive (scripts/local-cluster.ts).
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
 import { request as httpRequest } from "node:http";
 import { join } from "node:path";
-import { keepTemp, makeTempDir, onProcessExit, removeTempDir, tiedToParent } from "./cleanup";
+import { keepTemp, makeTempDir, removeTempDir } from "./cleanup";
 import { freePort, LOOPBACK } from "./net";
-import { findTool, killGroup, kuikCacheDir, run, RunError, sleep, which, type RunResult } from "./tools";
+import { startProcess, type RunningProcess } from "./process";
+import { findTool, kuikCacheDir, run, RunError, which, type RunResult } from "./tools";
 
 /** Binaries of the control plane. */
-export type ComponentName = "etcd" | "kube-apiserver" | "kube-controller-manager" | "kubectl";
+export type ComponentName =
+  | "etcd"
+  | "kube-apiserver"
+  | "kube-controller-manager"
+  | "kube-scheduler"
+  | "kubectl"
+  | "kubelet"
+  | "kube-proxy"
+  | "coredns";
 
 /**
  * Path of a control-plane binary: `$KUIK_<NAME>_BIN` (e.g. `KUIK_KUBE_APISERVER_BIN`), then
@@ -61,6 +70,13 @@ export interface ControlPlaneOptions {
   apiserverArgs?: readonly string[];
   /** Readiness timeout of the whole start; default 90 s. */
   readyTimeoutMs?: number;
+  /**
+   * Address the API server binds and advertises; default 127.0.0.1. A real node's Pods reach the API server through
+   * the `kubernetes` Service, whose endpoint is this address: the node's address (node.ts), not loopback.
+   */
+  bindAddress?: string;
+  /** Start kube-scheduler (Pods get a node); default false: without a kubelet nothing would run them. */
+  scheduler?: boolean;
 }
 
 /**
@@ -80,7 +96,7 @@ export const DEFAULT_CONTROLLERS: readonly string[] = [
 
 /** One process of the control plane. */
 export interface ControlPlaneProcess {
-  name: "etcd" | "kube-apiserver" | "kube-controller-manager";
+  name: "etcd" | "kube-apiserver" | "kube-controller-manager" | "kube-scheduler";
   pid: number;
   /** Main port: etcd client, API server secure port; 0 for the controller manager (it serves nothing). */
   port: number;
@@ -109,6 +125,8 @@ export interface ControlPlane {
   /** Admin client certificate and key (PEM files). */
   adminCertFile: string;
   adminKeyFile: string;
+  /** Cluster CA key: a node signs its kubelet's client certificate with it (node.ts). */
+  caKeyFile: string;
   /** `gitVersion` of the API server, e.g. `v1.36.3`. */
   version: string;
   processes: ControlPlaneProcess[];
@@ -149,10 +167,8 @@ export interface KubeObject {
   [k: string]: unknown;
 }
 
-const live = new Set<ChildProcess>();
-onProcessExit(() => {
-  for (const c of live) killGroup(c.pid, "SIGKILL");
-});
+/** The Service ClusterIP range; the `kubernetes` Service is its first address (in the API server certificate). */
+export const SERVICE_CIDR = "10.96.0.0/16";
 
 // ---------------------------------------------------------------------------------------------------------------
 // PKI
@@ -167,6 +183,10 @@ interface ControlPlanePki {
   adminKey: string;
   kcmCert: string;
   kcmKey: string;
+  schedulerCert: string;
+  schedulerKey: string;
+  kubeletClientCert: string;
+  kubeletClientKey: string;
   saKey: string;
   saPub: string;
 }
@@ -187,14 +207,26 @@ async function leaf(pki: ControlPlanePki, base: string, subj: string, ext: strin
     "-subj", subj, "-keyout", key, "-out", csr,
   ]); // prettier-ignore
   await openssl([
-    "x509", "-req", "-in", csr, "-CA", pki.caFile, "-CAkey", pki.caKey, "-CAcreateserial",
+    // a random serial: leaves are signed in parallel, and -CAcreateserial's shared serial file races
+    "x509", "-req", "-in", csr, "-CA", pki.caFile, "-CAkey", pki.caKey, "-set_serial", `0x${randomBytes(16).toString("hex")}`,
     "-days", "3650", "-sha256", "-extfile", extFile, "-out", join(pki.dir, `${base}.crt`),
   ]); // prettier-ignore
   rmSync(csr);
   rmSync(extFile);
 }
 
-async function createPki(dir: string): Promise<ControlPlanePki> {
+/** Create a leaf certificate signed by a control plane's CA (node.ts: the kubelet's client certificate). */
+export async function signLeaf(
+  o: { dir: string; caFile: string; caKey: string },
+  base: string,
+  subj: string,
+  ext: string[],
+): Promise<{ cert: string; key: string }> {
+  await leaf(o as ControlPlanePki, base, subj, ext);
+  return { cert: join(o.dir, `${base}.crt`), key: join(o.dir, `${base}.key`) };
+}
+
+async function createPki(dir: string, extraIps: readonly string[]): Promise<ControlPlanePki> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const f = (n: string): string => join(dir, n);
   const pki: ControlPlanePki = {
@@ -207,6 +239,10 @@ async function createPki(dir: string): Promise<ControlPlanePki> {
     adminKey: f("admin.key"),
     kcmCert: f("controller-manager.crt"),
     kcmKey: f("controller-manager.key"),
+    schedulerCert: f("scheduler.crt"),
+    schedulerKey: f("scheduler.key"),
+    kubeletClientCert: f("apiserver-kubelet-client.crt"),
+    kubeletClientKey: f("apiserver-kubelet-client.key"),
     saKey: f("sa.key"),
     saPub: f("sa.pub"),
   };
@@ -223,7 +259,8 @@ async function createPki(dir: string): Promise<ControlPlanePki> {
   ];
   await Promise.all([
     leaf(pki, "apiserver", "/CN=kube-apiserver", [
-      "subjectAltName=IP:127.0.0.1,IP:::1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default," +
+      `subjectAltName=IP:127.0.0.1,IP:::1,IP:10.96.0.1,${extraIps.map(ip => `IP:${ip},`).join("")}` +
+        "DNS:localhost,DNS:kubernetes,DNS:kubernetes.default," +
         "DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local",
       "basicConstraints=CA:FALSE",
       "keyUsage=critical,digitalSignature,keyEncipherment",
@@ -231,6 +268,9 @@ async function createPki(dir: string): Promise<ControlPlanePki> {
     ]),
     leaf(pki, "admin", "/O=system:masters/CN=kuik-admin", client),
     leaf(pki, "controller-manager", "/CN=system:kube-controller-manager", client),
+    leaf(pki, "scheduler", "/CN=system:kube-scheduler", client),
+    // what the API server shows the kubelet for `kubectl logs/exec` (kubeadm's apiserver-kubelet-client)
+    leaf(pki, "apiserver-kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client", client),
     openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", pki.saKey]),
   ]);
   await openssl(["pkey", "-in", pki.saKey, "-pubout", "-out", pki.saPub]);
@@ -273,56 +313,6 @@ export function kubeconfigText(
 // ---------------------------------------------------------------------------------------------------------------
 // processes
 
-interface Spawned {
-  child: ChildProcess;
-  exited: Promise<void>;
-  isRunning(): boolean;
-  logFile: string;
-}
-
-function spawnLogged(cmd: string, args: string[], logFile: string): Spawned {
-  const fd = openSync(logFile, "a");
-  let child: ChildProcess;
-  try {
-    const [c, a] = tiedToParent(cmd, args);
-    child = spawn(c, a, { stdio: ["ignore", fd, fd], detached: true, env: process.env });
-  } finally {
-    closeSync(fd);
-  }
-  let running = child.pid !== undefined;
-  const exited = new Promise<void>(resolve => {
-    child.once("exit", () => {
-      running = false;
-      live.delete(child);
-      resolve();
-    });
-    child.once("error", () => {
-      running = false;
-      live.delete(child);
-      resolve();
-    });
-  });
-  live.add(child);
-  return { child, exited, isRunning: () => running, logFile };
-}
-
-function tail(file: string, lines = 25): string {
-  try {
-    return readFileSync(file, "utf8").trim().split("\n").slice(-lines).join("\n");
-  } catch {
-    return "(no log)";
-  }
-}
-
-async function stopSpawned(s: Spawned): Promise<void> {
-  if (!s.isRunning()) return;
-  killGroup(s.child.pid, "SIGTERM");
-  const t = setTimeout(() => killGroup(s.child.pid, "SIGKILL"), 10_000);
-  await s.exited;
-  clearTimeout(t);
-  killGroup(s.child.pid, "SIGKILL");
-}
-
 /** GET over HTTPS with a client certificate (or plain HTTP); resolves the status and body, 0 on error. */
 function probe(
   url: string,
@@ -344,58 +334,83 @@ function probe(
   });
 }
 
-// ---------------------------------------------------------------------------------------------------------------
 // start
 
 /**
- * Start etcd, kube-apiserver and (unless disabled) kube-controller-manager on free loopback ports, wait until the
- * API server is ready (and the `default` ServiceAccount exists when the controller manager runs), write the admin
- * kubeconfig. Always `await stop()` it.
+ * Start etcd, kube-apiserver and (unless disabled) kube-controller-manager and kube-scheduler on free ports, wait
+ * until the API server is ready (and the `default` ServiceAccount exists when the controller manager runs), write the
+ * admin kubeconfig. Always `await stop()` it.
  */
 export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const started = Date.now();
   const ownDir = !opts.dir;
   const dir = opts.dir ?? makeTempDir("control-plane");
   const withKcm = opts.controllerManager ?? true;
+  const bindAddress = opts.bindAddress ?? LOOPBACK;
   const bins = {
     etcd: findComponent("etcd"),
     apiserver: findComponent("kube-apiserver"),
     kubectl: findComponent("kubectl"),
     kcm: withKcm ? findComponent("kube-controller-manager") : "",
+    scheduler: opts.scheduler ? findComponent("kube-scheduler") : "",
   };
   for (const d of ["pki", "etcd"]) rmSync(join(dir, d), { recursive: true, force: true });
   const logsDir = join(dir, "logs");
   mkdirSync(logsDir, { recursive: true });
-  const pki = await createPki(join(dir, "pki"));
+  const pki = await createPki(join(dir, "pki"), bindAddress === LOOPBACK ? [] : [bindAddress]);
   const kubeconfig = opts.kubeconfigPath ?? join(dir, "kubeconfig");
   const verbosity = String(opts.verbosity ?? 1);
   const deadline = started + (opts.readyTimeoutMs ?? 90_000);
-  const spawned: Spawned[] = [];
+  const left = (): number => Math.max(1000, deadline - Date.now());
+  const running: RunningProcess[] = [];
   const processes: ControlPlaneProcess[] = [];
   let stopped = false;
 
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
-    // controller manager first, etcd last: the API server must not lose its store while others still talk to it
-    for (const s of [...spawned].reverse()) await stopSpawned(s);
+    // scheduler and controller manager first, etcd last: the API server must not lose its store while others
+    // still talk to it
+    for (const p of [...running].reverse()) await p.stop();
     if (ownDir && !keepTemp()) removeTempDir(dir);
   };
-
-  const fail = async (what: string, s: Spawned): Promise<never> => {
-    const state = s.isRunning() ? "not ready in time" : "exited";
-    const msg = `${what} ${state}; ${s.logFile}:\n${tail(s.logFile)}`;
-    await stop();
-    throw new Error(msg);
+  const start = async (
+    name: ControlPlaneProcess["name"],
+    port: number,
+    cmd: string,
+    args: string[],
+    ready: () => Promise<boolean>,
+  ): Promise<void> => {
+    const p = await startProcess({
+      name,
+      cmd,
+      args,
+      logFile: join(logsDir, `${name}.log`),
+      ready,
+      readyTimeoutMs: left(),
+    });
+    running.push(p);
+    processes.push({ name, pid: p.pid, port, logFile: p.logFile });
+  };
+  const componentKubeconfig = (name: string, user: string, cert: string, key: string): string => {
+    const file = join(dir, `${name}.kubeconfig`);
+    writeFileSync(file, kubeconfigText(server, pki.caFile, user, { certFile: cert, keyFile: key }), {
+      mode: 0o600,
+    });
+    return file;
   };
 
+  const apiPort = await freePort();
+  const server = `https://${bindAddress}:${apiPort}`;
   try {
     // etcd
     const etcdPort = await freePort();
     const peerPort = await freePort();
     const etcdUrl = `http://${LOOPBACK}:${etcdPort}`;
     const peerUrl = `http://${LOOPBACK}:${peerPort}`;
-    const etcd = spawnLogged(
+    await start(
+      "etcd",
+      etcdPort,
       bins.etcd,
       [
         "--name=kuik",
@@ -409,63 +424,50 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
         "--unsafe-no-fsync",
         "--log-level=warn",
       ],
-      join(logsDir, "etcd.log"),
+      async () => {
+        const r = await probe(`${etcdUrl}/health`);
+        return r.status === 200 && r.body.includes("true");
+      },
     );
-    spawned.push(etcd);
-    processes.push({ name: "etcd", pid: etcd.child.pid ?? 0, port: etcdPort, logFile: etcd.logFile });
-    for (;;) {
-      const r = await probe(`${etcdUrl}/health`);
-      if (r.status === 200 && r.body.includes("true")) break;
-      if (!etcd.isRunning() || Date.now() > deadline) await fail("etcd", etcd);
-      await sleep(50);
-    }
 
     // kube-apiserver
-    const apiPort = await freePort();
-    const server = `https://${LOOPBACK}:${apiPort}`;
-    const apiserver = spawnLogged(
-      bins.apiserver,
-      [
-        `--etcd-servers=${etcdUrl}`,
-        `--bind-address=${LOOPBACK}`,
-        `--advertise-address=${LOOPBACK}`,
-        `--secure-port=${apiPort}`,
-        `--tls-cert-file=${pki.apiserverCert}`,
-        `--tls-private-key-file=${pki.apiserverKey}`,
-        `--client-ca-file=${pki.caFile}`,
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-        `--service-account-key-file=${pki.saPub}`,
-        `--service-account-signing-key-file=${pki.saKey}`,
-        "--service-account-max-token-expiration=8760h",
-        "--service-cluster-ip-range=10.96.0.0/16",
-        "--authorization-mode=Node,RBAC",
-        "--allow-privileged=true",
-        // no Node object backs 127.0.0.1; Endpoints validation refuses loopback IPs anyway
-        "--endpoint-reconciler-type=none",
-        "--profiling=false",
-        `--v=${verbosity}`,
-        ...(opts.apiserverArgs ?? []),
-      ],
-      join(logsDir, "kube-apiserver.log"),
-    );
-    spawned.push(apiserver);
-    processes.push({
-      name: "kube-apiserver",
-      pid: apiserver.child.pid ?? 0,
-      port: apiPort,
-      logFile: apiserver.logFile,
-    });
     const tls = {
       ca: readFileSync(pki.caFile),
       cert: readFileSync(pki.adminCert),
       key: readFileSync(pki.adminKey),
     };
-    for (;;) {
-      const r = await probe(`${server}/readyz`, tls);
-      if (r.status === 200) break;
-      if (!apiserver.isRunning() || Date.now() > deadline) await fail("kube-apiserver", apiserver);
-      await sleep(100);
-    }
+    await start(
+      "kube-apiserver",
+      apiPort,
+      bins.apiserver,
+      [
+        `--etcd-servers=${etcdUrl}`,
+        `--bind-address=${bindAddress}`,
+        `--advertise-address=${bindAddress}`,
+        `--secure-port=${apiPort}`,
+        `--tls-cert-file=${pki.apiserverCert}`,
+        `--tls-private-key-file=${pki.apiserverKey}`,
+        `--client-ca-file=${pki.caFile}`,
+        `--kubelet-client-certificate=${pki.kubeletClientCert}`,
+        `--kubelet-client-key=${pki.kubeletClientKey}`,
+        // `kubectl logs/exec` reach a kubelet at its address, never by a name the machine's resolver would be asked
+        "--kubelet-preferred-address-types=InternalIP,Hostname",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        `--service-account-key-file=${pki.saPub}`,
+        `--service-account-signing-key-file=${pki.saKey}`,
+        "--service-account-max-token-expiration=8760h",
+        `--service-cluster-ip-range=${SERVICE_CIDR}`,
+        "--authorization-mode=Node,RBAC",
+        "--allow-privileged=true",
+        // On loopback no Pod could reach the `kubernetes` Service (and Endpoints refuse loopback IPs): no endpoint.
+        // On a node's address, the usual lease reconciler publishes it.
+        `--endpoint-reconciler-type=${bindAddress === LOOPBACK ? "none" : "lease"}`,
+        "--profiling=false",
+        `--v=${verbosity}`,
+        ...(opts.apiserverArgs ?? []),
+      ],
+      async () => (await probe(`${server}/readyz`, tls)).status === 200,
+    );
     writeFileSync(
       kubeconfig,
       kubeconfigText(server, pki.caFile, "kuik-admin", { certFile: pki.adminCert, keyFile: pki.adminKey }),
@@ -473,18 +475,18 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     );
     const version = JSON.parse((await probe(`${server}/version`, tls)).body) as { gitVersion?: string };
 
-    // kube-controller-manager
+    // kube-controller-manager: the ServiceAccount admission plugin refuses Pods until their namespace's `default`
+    // SA exists, so it is ready once `default/default` is there.
     if (withKcm) {
-      const kcmKubeconfig = join(dir, "controller-manager.kubeconfig");
-      writeFileSync(
-        kcmKubeconfig,
-        kubeconfigText(server, pki.caFile, "system:kube-controller-manager", {
-          certFile: pki.kcmCert,
-          keyFile: pki.kcmKey,
-        }),
-        { mode: 0o600 },
+      const kcmKubeconfig = componentKubeconfig(
+        "controller-manager",
+        "system:kube-controller-manager",
+        pki.kcmCert,
+        pki.kcmKey,
       );
-      const kcm = spawnLogged(
+      await start(
+        "kube-controller-manager",
+        0,
         bins.kcm,
         [
           `--kubeconfig=${kcmKubeconfig}`,
@@ -502,22 +504,33 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
           "--concurrent-gc-syncs=5",
           `--v=${verbosity}`,
         ],
-        join(logsDir, "kube-controller-manager.log"),
+        async () =>
+          (await probe(`${server}/api/v1/namespaces/default/serviceaccounts/default`, tls)).status === 200,
       );
-      spawned.push(kcm);
-      processes.push({
-        name: "kube-controller-manager",
-        pid: kcm.child.pid ?? 0,
-        port: 0,
-        logFile: kcm.logFile,
-      });
-      // The ServiceAccount admission plugin refuses Pods until their namespace's `default` SA exists.
-      for (;;) {
-        const r = await probe(`${server}/api/v1/namespaces/default/serviceaccounts/default`, tls);
-        if (r.status === 200) break;
-        if (!kcm.isRunning() || Date.now() > deadline) await fail("kube-controller-manager", kcm);
-        await sleep(100);
-      }
+    }
+
+    // kube-scheduler: ready once it serves nothing and has not exited (no port: --secure-port=0)
+    if (opts.scheduler) {
+      const schedKubeconfig = componentKubeconfig(
+        "scheduler",
+        "system:kube-scheduler",
+        pki.schedulerCert,
+        pki.schedulerKey,
+      );
+      await start(
+        "kube-scheduler",
+        0,
+        bins.scheduler,
+        [
+          `--kubeconfig=${schedKubeconfig}`,
+          `--authentication-kubeconfig=${schedKubeconfig}`,
+          `--authorization-kubeconfig=${schedKubeconfig}`,
+          "--secure-port=0",
+          "--leader-elect=false",
+          `--v=${verbosity}`,
+        ],
+        async () => true,
+      );
     }
 
     const kubectl = async (args: readonly string[], o: KubectlOptions = {}): Promise<RunResult> => {
@@ -559,6 +572,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       caFile: pki.caFile,
       adminCertFile: pki.adminCert,
       adminKeyFile: pki.adminKey,
+      caKeyFile: pki.caKey,
       version: version.gitVersion ?? "unknown",
       processes,
       logsDir,
