@@ -80,6 +80,8 @@ export interface InstallOptions {
   dir: string;
   /** Environment set on both Pepr Deployments' container (kuik's settings, LOG_LEVEL), merged by name. */
   moduleSettings?: Record<string, string>;
+  /** Further strategic-merge patches of the user's kustomization (e.g. a private CA mounted into the Pods). */
+  patches?: readonly object[];
 }
 
 export interface Installation {
@@ -174,8 +176,11 @@ export async function installKuik(cp: ControlPlane, opts: InstallOptions): Promi
   let objects = await render(cp, deploy, file);
   const patches: Record<string, object> = {};
   const settings = opts.moduleSettings ?? {};
-  if (Object.keys(settings).length > 0) {
-    for (const d of moduleDeployments(objects)) patches[objectRef(d)] = envPatch(d, settings);
+  if (Object.keys(settings).length > 0 || opts.patches?.length) {
+    if (Object.keys(settings).length > 0) {
+      for (const d of moduleDeployments(objects)) patches[objectRef(d)] = envPatch(d, settings);
+    }
+    for (const [i, p] of (opts.patches ?? []).entries()) patches[`patch ${i}`] = p;
     const overlay = join(opts.dir, "install");
     mkdirSync(overlay, { recursive: true });
     // JSON is YAML: kustomize reads this kustomization as written.

@@ -5,6 +5,11 @@ import { createServer } from "node:net";
 import { readFileSync } from "node:fs";
 
 export const LOOPBACK = "127.0.0.1";
+/**
+ * The local node's address (node.ts puts it on a dummy interface): the API server, the test origins and the node's
+ * Pods reach each other there. In the harness server certificate, so origins can serve TLS on it.
+ */
+export const NODE_IP = "10.89.0.1";
 
 /**
  * A TCP port that was free a moment ago on 127.0.0.1 (bind port 0, read it, close). distribution cannot bind

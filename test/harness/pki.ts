@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { findTool, kuikCacheDir, runOk } from "./tools";
+import { NODE_IP } from "./net";
 
 export interface HarnessPki {
   dir: string;
@@ -22,7 +23,7 @@ export interface HarnessPki {
 let pki: Promise<HarnessPki> | undefined;
 
 /** Bump to regenerate every machine's harness PKI. */
-const PKI_VERSION = "v1";
+const PKI_VERSION = "v2"; // v2: the local node's address in the server certificate
 
 function files(dir: string): HarnessPki {
   return {
@@ -83,7 +84,7 @@ async function createPki(dir: string): Promise<void> {
   writeFileSync(
     ext,
     [
-      "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost",
+      `subjectAltName=IP:127.0.0.1,IP:::1,IP:${NODE_IP},DNS:localhost`,
       "basicConstraints=CA:FALSE",
       "keyUsage=critical,digitalSignature,keyEncipherment",
       "extendedKeyUsage=serverAuth",

@@ -35,6 +35,8 @@ export interface RegistryOptions {
   configPatch?: (config: RegistryConfig) => void;
   /** Readiness timeout; default 30 s. */
   readyTimeoutMs?: number;
+  /** Address to listen on; default 127.0.0.1 (net.ts NODE_IP: an origin the local node's Pods can reach). */
+  host?: string;
 }
 
 export interface AuthOptions {

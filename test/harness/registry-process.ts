@@ -68,7 +68,7 @@ export class RegistryProcess implements StartedRegistry {
   }
 
   get host(): string {
-    return `${LOOPBACK}:${this.port}`;
+    return `${this.opts.host ?? LOOPBACK}:${this.port}`;
   }
   get url(): string {
     return `${this.tls ? "https" : "http"}://${this.host}`;
@@ -160,7 +160,7 @@ export class RegistryProcess implements StartedRegistry {
   }
 
   private writeConfig(): void {
-    this.config.http.addr = `${LOOPBACK}:${this.internalPort}`;
+    this.config.http.addr = `${this.opts.host ?? LOOPBACK}:${this.internalPort}`;
     const cfg = structuredClone(this.config);
     this.opts.configPatch?.(cfg);
     writeFileSync(this.configFile, `${JSON.stringify(cfg, null, 2)}\n`, { mode: 0o600 });
@@ -214,7 +214,7 @@ export class RegistryProcess implements StartedRegistry {
   /** Poll /v2/ until 200 or 401; false if the process exited or the deadline passed. */
   private async waitReady(deadline: number): Promise<boolean> {
     const scheme = this.tls && !this.front ? "https" : "http";
-    const url = `${scheme}://${LOOPBACK}:${this.internalPort}/v2/`;
+    const url = `${scheme}://${this.opts.host ?? LOOPBACK}:${this.internalPort}/v2/`;
     const opts = { timeoutMs: 2000, ...(this.caFile ? { caFile: this.caFile } : {}) };
     while (Date.now() < deadline && this.running) {
       const status = await simpleRequest(url, opts).then(

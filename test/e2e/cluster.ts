@@ -1,0 +1,453 @@
+/**
+ * kuik on a real one-node cluster, installed as a user installs it, every component a Pod: what `npm run up` and the
+ * node e2e tests (`*.node.e2e.test.ts`) use. The other e2e tests use stack.ts, where kuik's components run as local
+ * processes (faster to start; see docs/local-cluster.md for which test uses which).
+ *
+ * - control plane (control-plane.ts) on the node's address, with kube-scheduler and every default controller;
+ * - the node (node.ts): containerd, kubelet, kube-proxy, CNI; CoreDNS as a Deployment in kube-system;
+ * - the air-gapped mirror (node-images.ts) serving every image under its real name;
+ * - an origin registry (HTTPS, basic auth, harness CA) on the node's address: a registry the Pods can reach;
+ * - kuik: `kubectl apply --server-side -k` of deploy/ with the built module under a kustomization of the user's
+ *   (settings, the origin's CA mounted from a Secret as docs/configuration.md describes), then waits until the
+ *   admission, watcher, cache registry and proxy Pods are Ready.
+ */
+import { createHash } from "node:crypto";
+import { mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { cachedImageName } from "../../capabilities/shared/names";
+import { cacheRepositoryOf } from "../../proxy/src/names";
+import { keepTemp, makeTempDir, removeTempDir } from "../harness/cleanup";
+import { startControlPlane, type ControlPlane, type KubeObject } from "../harness/control-plane";
+import { writeHostsToml } from "../harness/containerd";
+import { buildImage, pushImage, type ImageSpec, type PushedImage } from "../harness/images";
+import { installKuik, type Installation } from "../harness/kuik-install";
+import { buildModule } from "../harness/kuik-module";
+import { NODE_IP, simpleRequest } from "../harness/net";
+import { CLUSTER_DNS_IP, nodeImages, setUpNodeNetwork, startNode, type KubeNode } from "../harness/node";
+import { startMirror, type Mirror } from "../harness/node-images";
+import { harnessPki } from "../harness/pki";
+import { startOriginBasic, type StartedRegistry } from "../harness/registries";
+import { kuikCacheDir, REPO_ROOT } from "../harness/tools";
+import { buildProxyBundle, KUIK_NAMESPACE } from "./installed-workloads";
+import { authEntry, DEFAULT_PROXY_PORT, ORIGIN_PULL_SECRET, waitFor } from "./stack";
+
+/** The Secret (in kuik-system and pepr-system) holding the origin's CA, mounted at /etc/kuik/ca. */
+export const ROOT_CA_SECRET = "kuik-root-ca";
+const PEPR_NAMESPACE = "pepr-system";
+const PROXY_BUNDLE = join(REPO_ROOT, "proxy", "dist", "kuik-proxy.mjs");
+
+export interface ClusterOptions {
+  /** State dir; default a temp dir removed on stop (unless KUIK_KEEP_TMP=1). */
+  dir?: string;
+  /** Where to write the admin kubeconfig; default `<dir>/control-plane/kubeconfig`. */
+  kubeconfigPath?: string;
+  /** kuik's settings (KUIK_* variables) on both Pepr Deployments. */
+  env?: Record<string, string>;
+  /** Called with progress lines. */
+  progress?: (line: string) => void;
+}
+
+export interface Cluster {
+  dir: string;
+  cp: ControlPlane;
+  node: KubeNode;
+  mirror: Mirror;
+  origin: StartedRegistry;
+  installation: Installation;
+  proxyPort: number;
+  timings: Record<string, number>;
+  kubectl: ControlPlane["kubectl"];
+  kubectlJson: ControlPlane["kubectlJson"];
+  /** Build (cached) and push a runnable test image (the pause binary as its command) to the origin. */
+  pushToOrigin(spec: ImageSpec, repo: string, tag: string): Promise<PushedImage>;
+  /** The `localhost:<proxyPort>/…` image the webhook writes for `image`. */
+  proxyImage(image: string): string;
+  /** Digest of an origin `repo:ref` in the cache registry (through its Service, from the node), or undefined. */
+  cacheDigest(repo: string, ref: string): Promise<string | undefined>;
+  cachedImageName(image: string): string;
+  getCachedImage(name: string): Promise<KubeObject | undefined>;
+  /** Create the namespace with a dockerconfigjson Secret {@link ORIGIN_PULL_SECRET} for the origin. */
+  namespaceWithPullSecret(ns: string): Promise<void>;
+  /** Images in the node's containerd (CRI namespace). */
+  nodeImages(): Promise<string[]>;
+  /** `kubectl get pods -A -o wide`, recent Events and log tails, for failure messages. */
+  diagnostics(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** CoreDNS as kubeadm installs it, minus `forward`: this cluster has no upstream resolver (air-gapped). */
+function coreDnsObjects(): object[] {
+  const labels = { "k8s-app": "kube-dns" };
+  const corefile = [
+    ".:53 {",
+    "    errors",
+    "    health {",
+    "        lameduck 5s",
+    "    }",
+    "    ready",
+    "    kubernetes cluster.local in-addr.arpa ip6.arpa {",
+    "        pods insecure",
+    "        fallthrough in-addr.arpa ip6.arpa",
+    "        ttl 30",
+    "    }",
+    "    cache 30",
+    "    loop",
+    "    reload",
+    "}",
+    "",
+  ].join("\n");
+  const ns = "kube-system";
+  return [
+    { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "coredns", namespace: ns } },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRole",
+      metadata: { name: "system:coredns" },
+      rules: [
+        {
+          apiGroups: [""],
+          resources: ["endpoints", "services", "pods", "namespaces"],
+          verbs: ["list", "watch"],
+        },
+        { apiGroups: ["discovery.k8s.io"], resources: ["endpointslices"], verbs: ["list", "watch"] },
+      ],
+    },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRoleBinding",
+      metadata: { name: "system:coredns" },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "system:coredns" },
+      subjects: [{ kind: "ServiceAccount", name: "coredns", namespace: ns }],
+    },
+    {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "coredns", namespace: ns },
+      data: { Corefile: corefile },
+    },
+    {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name: "coredns", namespace: ns, labels },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: labels },
+        template: {
+          metadata: { labels },
+          spec: {
+            serviceAccountName: "coredns",
+            priorityClassName: "system-cluster-critical",
+            dnsPolicy: "Default",
+            containers: [
+              {
+                name: "coredns",
+                image: "registry.k8s.io/coredns/coredns:v1.14.2",
+                imagePullPolicy: "IfNotPresent",
+                args: ["-conf", "/etc/coredns/Corefile"],
+                ports: [
+                  { name: "dns", containerPort: 53, protocol: "UDP" },
+                  { name: "dns-tcp", containerPort: 53, protocol: "TCP" },
+                ],
+                readinessProbe: { httpGet: { path: "/ready", port: 8181 }, periodSeconds: 2 },
+                livenessProbe: { httpGet: { path: "/health", port: 8080 }, periodSeconds: 10 },
+                resources: { limits: { memory: "170Mi" }, requests: { cpu: "50m", memory: "70Mi" } },
+                securityContext: {
+                  allowPrivilegeEscalation: false,
+                  readOnlyRootFilesystem: true,
+                  capabilities: { drop: ["ALL"] },
+                },
+                volumeMounts: [{ name: "config", mountPath: "/etc/coredns", readOnly: true }],
+              },
+            ],
+            volumes: [{ name: "config", configMap: { name: "coredns" } }],
+          },
+        },
+      },
+    },
+    {
+      apiVersion: "v1",
+      kind: "Service",
+      metadata: { name: "kube-dns", namespace: ns, labels },
+      spec: {
+        selector: labels,
+        clusterIP: CLUSTER_DNS_IP,
+        ports: [
+          { name: "dns", port: 53, protocol: "UDP" },
+          { name: "dns-tcp", port: 53, protocol: "TCP" },
+        ],
+      },
+    },
+  ];
+}
+
+/** The user's kustomization patches: the origin's CA, from a Secret, in the proxy and both Pepr Deployments. */
+function rootCaPatches(): object[] {
+  const volume = { name: "kuik-root-ca", secret: { secretName: ROOT_CA_SECRET } };
+  const mount = { name: "kuik-root-ca", mountPath: "/etc/kuik/ca", readOnly: true };
+  const workload = (
+    kind: string,
+    namespace: string,
+    name: string,
+    container: string,
+    env: string,
+  ): object => ({
+    apiVersion: "apps/v1",
+    kind,
+    metadata: { name, namespace },
+    spec: {
+      template: {
+        spec: {
+          volumes: [volume],
+          containers: [
+            { name: container, volumeMounts: [mount], env: [{ name: env, value: "/etc/kuik/ca/ca.crt" }] },
+          ],
+        },
+      },
+    },
+  });
+  return [
+    workload("Deployment", PEPR_NAMESPACE, "pepr-kuik", "server", "KUIK_ROOT_CERTIFICATE_AUTHORITIES"),
+    workload(
+      "Deployment",
+      PEPR_NAMESPACE,
+      "pepr-kuik-watcher",
+      "watcher",
+      "KUIK_ROOT_CERTIFICATE_AUTHORITIES",
+    ),
+    workload("DaemonSet", KUIK_NAMESPACE, "kube-image-keeper-proxy", "proxy", "KUIK_PROXY_ROOT_CA"),
+  ];
+}
+
+/** Whether a workload's Pods are all up: `kubectl rollout status` semantics, read from its status. */
+function rolledOut(w: KubeObject): boolean {
+  const s = (w.status ?? {}) as Record<string, number | undefined>;
+  const want = w.kind === "DaemonSet" ? (s.desiredNumberScheduled ?? 0) : ((w.spec?.replicas as number) ?? 1);
+  const ready = w.kind === "DaemonSet" ? s.numberReady : s.readyReplicas;
+  return want > 0 && ready === want;
+}
+
+/** Wait until every workload of kuik's install is rolled out. */
+async function waitForKuik(
+  cp: ControlPlane,
+  diagnostics: () => Promise<string>,
+  timeoutMs: number,
+): Promise<void> {
+  const workloads: Array<[string, string, string]> = [
+    ["statefulset", KUIK_NAMESPACE, "kube-image-keeper-registry"],
+    ["daemonset", KUIK_NAMESPACE, "kube-image-keeper-proxy"],
+    ["deployment", PEPR_NAMESPACE, "pepr-kuik"],
+    ["deployment", PEPR_NAMESPACE, "pepr-kuik-watcher"],
+  ];
+  for (const [kind, ns, name] of workloads) {
+    const w = await waitFor(
+      `${kind} ${ns}/${name} rolled out`,
+      async () => {
+        const o = await cp.kubectlJson(["get", kind, name, "-n", ns]);
+        return rolledOut(o) ? o : undefined;
+      },
+      { timeoutMs, intervalMs: 1000 },
+    ).catch(async (e: unknown) => {
+      throw new Error(`${(e as Error).message}\n${await diagnostics()}`);
+    });
+    void w;
+  }
+}
+
+/** Start everything; always `await stop()` it. */
+export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> {
+  const t0 = Date.now();
+  const timings: Record<string, number> = {};
+  const say = opts.progress ?? ((): void => undefined);
+  const ownDir = !opts.dir;
+  const dir = opts.dir ?? makeTempDir("cluster");
+  mkdirSync(dir, { recursive: true });
+  const timed = async <T>(name: string, p: Promise<T>): Promise<T> => {
+    const s = Date.now();
+    const v = await p;
+    timings[name] = Date.now() - s;
+    return v;
+  };
+  const hostsDir = join(dir, "node", "certs.d");
+  mkdirSync(hostsDir, { recursive: true });
+
+  const parts: { cp?: ControlPlane; node?: KubeNode; mirror?: Mirror; origin?: StartedRegistry } = {};
+  let releaseNetwork: (() => Promise<void>) | undefined;
+  let stopped = false;
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    await parts.node?.stop();
+    await Promise.all([parts.cp?.stop(), parts.mirror?.stop(), parts.origin?.stop()]);
+    await releaseNetwork?.();
+    if (ownDir && !keepTemp()) removeTempDir(dir);
+  };
+  const diagnostics = async (): Promise<string> => {
+    const out: string[] = [];
+    const cp = parts.cp;
+    if (cp) {
+      const pods = await cp.kubectl(["get", "pods", "-A", "-o", "wide"], { allowFailure: true });
+      const events = await cp.kubectl(["get", "events", "-A", "--sort-by=.lastTimestamp"], {
+        allowFailure: true,
+      });
+      out.push(pods.stdout, events.stdout.split("\n").slice(-30).join("\n"));
+    }
+    for (const p of parts.node?.processes ?? []) out.push(`--- ${p.name} (${p.logFile}) ---\n${p.tail(15)}`);
+    return out.join("\n");
+  };
+
+  try {
+    say(
+      "setting up the node's network; building the module and the proxy; starting the control plane and the origin",
+    );
+    releaseNetwork = await setUpNodeNetwork();
+    const { caFile } = await harnessPki();
+    const [, , cp, origin] = await Promise.all([
+      timed("moduleBuild", buildModule()),
+      timed("proxyBuild", buildProxyBundle()),
+      timed(
+        "controlPlane",
+        startControlPlane({
+          dir: join(dir, "control-plane"),
+          bindAddress: NODE_IP,
+          scheduler: true,
+          controllers: ["*"],
+          ...(opts.kubeconfigPath ? { kubeconfigPath: opts.kubeconfigPath } : {}),
+        }),
+      ),
+      timed("origin", startOriginBasic({ name: "origin", host: NODE_IP, logLevel: "warn" })),
+    ]);
+    parts.cp = cp;
+    parts.origin = origin;
+    // Pods that are not rewritten (opt-outs) pull the origin directly: the node trusts its CA, as a node would.
+    writeHostsToml(
+      hostsDir,
+      origin.host,
+      [{ url: `https://${origin.host}`, caFile }],
+      `https://${origin.host}`,
+    );
+    say(`control plane ${cp.version} on ${cp.server}; building the images the node needs into the mirror`);
+    parts.mirror = await timed(
+      "mirror",
+      startMirror({ dir: join(dir, "mirror"), hostsDir, proxyBundle: PROXY_BUNDLE, progress: say }),
+    );
+    say("starting the node: containerd, kubelet, kube-proxy");
+    const node = await timed("node", startNode(cp, { dir: join(dir, "node"), hostsDir }));
+    parts.node = node;
+    say(`node ${node.name} Ready; starting CoreDNS`);
+    await cp.apply(coreDnsObjects());
+    await timed(
+      "dns",
+      waitFor(
+        "CoreDNS ready",
+        async () => rolledOut(await cp.kubectlJson(["get", "deployment", "coredns", "-n", "kube-system"])),
+        { timeoutMs: 120_000, intervalMs: 1000 },
+      ).catch(async (e: unknown) => {
+        throw new Error(`${(e as Error).message}\n${await diagnostics()}`);
+      }),
+    );
+
+    say("installing kuik: kubectl apply --server-side of deploy/ under the user's kustomization");
+    for (const ns of [KUIK_NAMESPACE, PEPR_NAMESPACE]) {
+      await cp.apply([
+        { apiVersion: "v1", kind: "Namespace", metadata: { name: ns } },
+        {
+          apiVersion: "v1",
+          kind: "Secret",
+          metadata: { name: ROOT_CA_SECRET, namespace: ns },
+          data: { "ca.crt": readFileSync(caFile).toString("base64") },
+        },
+      ]);
+    }
+    const installation = await timed(
+      "install",
+      installKuik(cp, {
+        dir: join(dir, "install"),
+        moduleSettings: { ...(opts.env ?? {}) },
+        patches: rootCaPatches(),
+      }),
+    );
+    say(`installed ${installation.objects.length} objects; waiting for kuik's Pods`);
+    await timed("kuikReady", waitForKuik(cp, diagnostics, 300_000));
+    timings.total = Date.now() - t0;
+    const proxyPort = DEFAULT_PROXY_PORT;
+    const getCachedImage = async (name: string): Promise<KubeObject | undefined> => {
+      const r = await cp.kubectl(["get", "cachedimages.kuik.enix.io", name, "-o", "json"], {
+        allowFailure: true,
+      });
+      if (r.code !== 0) {
+        if (/NotFound|not found/.test(r.stderr)) return undefined;
+        throw new Error(r.stderr);
+      }
+      return JSON.parse(r.stdout) as KubeObject;
+    };
+    return {
+      dir,
+      cp,
+      node,
+      mirror: parts.mirror,
+      origin,
+      installation,
+      proxyPort,
+      timings,
+      kubectl: cp.kubectl,
+      kubectlJson: cp.kubectlJson,
+      pushToOrigin: async (spec, repo, tag) =>
+        pushImage(
+          await buildImage({
+            addFiles: [{ src: join(kuikCacheDir(), "bin", "pause"), dst: "/pause" }],
+            cmd: "/pause",
+            ...spec,
+          }),
+          origin,
+          { repo, tag, format: "oci" },
+        ),
+      proxyImage: image => {
+        const slash = image.indexOf("/");
+        return `localhost:${proxyPort}/${image.slice(0, slash).replace(":", "-")}${image.slice(slash)}`;
+      },
+      cacheDigest: async (repo, ref) => {
+        const svc = await cp.kubectlJson([
+          "get",
+          "service",
+          "kube-image-keeper-registry",
+          "-n",
+          KUIK_NAMESPACE,
+        ]);
+        const ip = String(svc.spec?.clusterIP ?? "");
+        const r = await simpleRequest(
+          `http://${ip}:5000/v2/${cacheRepositoryOf(origin.host, repo)}/manifests/${ref}`,
+          {
+            headers: {
+              accept: "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json",
+            },
+          },
+        );
+        if (r.status !== 200) return undefined;
+        return `sha256:${createHash("sha256").update(r.body).digest("hex")}`;
+      },
+      cachedImageName: image => cachedImageName(image),
+      getCachedImage,
+      namespaceWithPullSecret: async ns => {
+        await cp.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name: ns } });
+        const config = { auths: { [origin.host]: authEntry(origin.username ?? "", origin.password ?? "") } };
+        await cp.apply({
+          apiVersion: "v1",
+          kind: "Secret",
+          type: "kubernetes.io/dockerconfigjson",
+          metadata: { name: ORIGIN_PULL_SECRET, namespace: ns },
+          data: { ".dockerconfigjson": Buffer.from(JSON.stringify(config)).toString("base64") },
+        });
+        await waitFor(`ServiceAccount ${ns}/default`, async () => {
+          const r = await cp.kubectl(["get", "serviceaccount", "default", "-n", ns], { allowFailure: true });
+          return r.code === 0;
+        });
+      },
+      nodeImages: () => nodeImages(node),
+      diagnostics,
+      stop,
+    };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}

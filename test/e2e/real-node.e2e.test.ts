@@ -1,0 +1,239 @@
+/**
+ * kuik on a real node (cluster.ts): installed with `kubectl apply --server-side -k`, every component a Pod, and
+ * Pods pulled by the kubelet through the proxy's hostPort. Asserts on Pod status from the API server and on the
+ * node's containerd image store.
+ *
+ * The scenarios that stop the origin or delete its image run last.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runOk } from "../harness/tools";
+import type { KubeObject } from "../harness/control-plane";
+import type { PushedImage } from "../harness/images";
+import { startCluster, type Cluster } from "./cluster";
+import { isCachedAndReady, listPods, podImages, scenario, waitFor } from "./stack";
+
+const NS = "e2e-node";
+const IGNORED_NS = "e2e-node-ignored";
+
+/** Whether every container of the Pod is running and ready. */
+function running(pod: KubeObject): boolean {
+  const st = (pod.status ?? {}) as { phase?: string; containerStatuses?: Array<{ ready?: boolean }> };
+  return st.phase === "Running" && (st.containerStatuses ?? []).every(c => c.ready === true);
+}
+
+/** The image the kubelet reports for the first container (what it pulled). */
+function statusImage(pod: KubeObject): string {
+  const st = (pod.status ?? {}) as { containerStatuses?: Array<{ image?: string }> };
+  return st.containerStatuses?.[0]?.image ?? "";
+}
+
+describe("kuik on a real node", () => {
+  let cluster: Cluster;
+  const images: Record<string, PushedImage> = {};
+
+  /** Wait until `count` Pods of `app` are Running in `ns`; returns them. */
+  const runningPods = (ns: string, app: string, count: number, timeoutMs = 120_000): Promise<KubeObject[]> =>
+    waitFor(
+      `${count} Running Pods of ${ns}/${app}`,
+      async () => {
+        const pods = (await listPods(cluster, ns, `app=${app}`)).filter(p => !p.metadata?.deletionTimestamp);
+        return pods.length === count && pods.every(running) ? pods : undefined;
+      },
+      { timeoutMs, intervalMs: 1000, diagnostics: () => "" },
+    ).catch(async (e: unknown) => {
+      throw new Error(`${(e as Error).message}\n${await cluster.diagnostics()}`);
+    });
+
+  const deploy = (name: string, image: string, replicas = 1, ns = NS): Promise<unknown> =>
+    cluster.cp.apply(scenario("deployment", { NAME: name, NAMESPACE: ns, IMAGE: image, REPLICAS: replicas }));
+
+  /** Remove every name of an image from the node's containerd, so the next Pod must pull it again. */
+  const forgetOnNode = async (repo: string): Promise<void> => {
+    const names = (await cluster.nodeImages()).filter(n => n.includes(repo));
+    if (names.length > 0) {
+      await runOk("ctr", [
+        "-a",
+        cluster.node.containerd.socket,
+        "-n",
+        "k8s.io",
+        "images",
+        "rm",
+        "--sync",
+        ...names,
+      ]);
+    }
+    expect((await cluster.nodeImages()).filter(n => n.includes(repo))).toEqual([]);
+  };
+
+  /** Scale a Deployment to 0, forget its image on the node, scale it back: the new Pod must pull again. */
+  const restartWithoutNodeCopy = async (name: string, repo: string): Promise<KubeObject> => {
+    await cluster.kubectl(["scale", "deployment", name, "-n", NS, "--replicas=0"]);
+    await waitFor(
+      `the Pods of ${name} gone`,
+      async () => (await listPods(cluster, NS, `app=${name}`)).length === 0,
+      {
+        timeoutMs: 60_000,
+      },
+    );
+    await forgetOnNode(repo);
+    await cluster.kubectl(["scale", "deployment", name, "-n", NS, "--replicas=1"]);
+    const [pod] = await runningPods(NS, name, 1);
+    return pod as KubeObject;
+  };
+
+  beforeAll(async () => {
+    cluster = await startCluster({ env: { KUIK_WEBHOOK_IGNORED_NAMESPACES: IGNORED_NS } });
+    await cluster.namespaceWithPullSecret(NS);
+    await cluster.namespaceWithPullSecret(IGNORED_NS);
+    for (const name of ["app", "gone", "deleted", "cacheless", "rollout", "optout"]) {
+      images[name] = await cluster.pushToOrigin({ size: "1M", seed: `node-${name}` }, `node/${name}`, "v1");
+    }
+  });
+
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  it("runs every kuik component as a Pod on the node", async () => {
+    const pods = [
+      ...(await listPods(cluster, "kuik-system")),
+      ...(await listPods(cluster, "pepr-system")),
+    ].filter(running);
+    const names = pods.map(p => p.metadata?.name ?? "");
+    expect(names.filter(n => n.startsWith("kube-image-keeper-registry-"))).toHaveLength(1);
+    expect(names.filter(n => n.startsWith("kube-image-keeper-proxy-"))).toHaveLength(1);
+    expect(names.filter(n => n.startsWith("pepr-kuik-watcher-"))).toHaveLength(1);
+    expect(
+      names.filter(n => /^pepr-kuik-[a-z0-9]+-[a-z0-9]+$/.test(n) && !n.includes("watcher")),
+    ).toHaveLength(2);
+    for (const p of pods) expect(p.spec?.nodeName).toBe(cluster.node.name);
+  });
+
+  it("(1) runs a Deployment of a private origin image pulled by the kubelet through the proxy, cached and Ready", async () => {
+    const app = images.app as PushedImage;
+    await deploy("app", app.ref, 2);
+    const pods = await runningPods(NS, "app", 2);
+    for (const p of pods) {
+      expect(podImages(p)).toEqual([cluster.proxyImage(app.ref)]);
+      expect(statusImage(p)).toBe(cluster.proxyImage(app.ref));
+    }
+    expect(await cluster.nodeImages()).toContain(cluster.proxyImage(app.ref));
+    const ci = await waitFor(
+      "CachedImage Ready",
+      async () => {
+        const c = await cluster.getCachedImage(cluster.cachedImageName(app.ref));
+        return c && isCachedAndReady(c) ? c : undefined;
+      },
+      { timeoutMs: 120_000 },
+    );
+    expect(ci.status?.digest).toBe(app.digest);
+    expect(await cluster.cacheDigest("node/app", "v1")).toBe(app.digest);
+  });
+
+  it("(5) leaves an opted-out Pod and a Pod of an ignored namespace alone: both Running with their origin image", async () => {
+    const img = images.optout as PushedImage;
+    await cluster.cp.apply(
+      scenario("untouched", { IMAGE: img.ref, NAMESPACE: NS, IGNORED_NAMESPACE: IGNORED_NS }),
+    );
+    for (const [ns, name] of [
+      [NS, "opted-out"],
+      [IGNORED_NS, "in-ignored-namespace"],
+    ] as const) {
+      const pod = await waitFor(
+        `${ns}/${name} Running`,
+        async () => {
+          const p = await cluster.kubectlJson(["get", "pod", name, "-n", ns]);
+          return running(p) ? p : undefined;
+        },
+        { timeoutMs: 120_000 },
+      );
+      expect(podImages(pod)).toEqual([img.ref]);
+      expect(statusImage(pod)).toBe(img.ref);
+    }
+    const control = await waitFor(
+      "control Pod Running",
+      async () => {
+        const p = await cluster.kubectlJson(["get", "pod", "control", "-n", NS]);
+        return running(p) ? p : undefined;
+      },
+      { timeoutMs: 120_000 },
+    );
+    expect(podImages(control)).toEqual([cluster.proxyImage(img.ref)]);
+  });
+
+  it("(3) starts new Pods while the cache registry is gone: the proxy serves them from the origin", async () => {
+    const img = images.cacheless as PushedImage;
+    const sts = ["statefulset", "kube-image-keeper-registry", "-n", "kuik-system"];
+    await cluster.kubectl(["scale", ...sts, "--replicas=0"]);
+    await waitFor(
+      "no cache registry Pod",
+      async () => {
+        const pods = await listPods(cluster, "kuik-system", "app.kubernetes.io/component=registry");
+        return pods.length === 0;
+      },
+      { timeoutMs: 60_000 },
+    );
+    try {
+      await deploy("cacheless", img.ref, 1);
+      const [pod] = await runningPods(NS, "cacheless", 1);
+      expect(statusImage(pod as KubeObject)).toBe(cluster.proxyImage(img.ref));
+    } finally {
+      await cluster.kubectl(["scale", ...sts, "--replicas=1"]);
+      await cluster.kubectl(["rollout", "status", ...sts, "--timeout=120s"], { timeoutMs: 130_000 });
+    }
+  });
+
+  it("(4) starts every Pod while the proxy DaemonSet rolls out", async () => {
+    const img = images.rollout as PushedImage;
+    const ds = ["daemonset/kube-image-keeper-proxy", "-n", "kuik-system"];
+    await cluster.kubectl(["rollout", "restart", ...ds]);
+    const started = Date.now();
+    await deploy("rollout", img.ref, 3);
+    // one kubelet image-pull back-off is 10 s, then 20 s: the Pods start once the new proxy Pod is Ready
+    const pods = await runningPods(NS, "rollout", 3, 120_000);
+    for (const p of pods) expect(statusImage(p)).toBe(cluster.proxyImage(img.ref));
+    await cluster.kubectl(["rollout", "status", ...ds, "--timeout=60s"], { timeoutMs: 70_000 });
+    expect(Date.now() - started).toBeLessThan(120_000);
+  });
+
+  it("(2a) restarts a Pod from the cache once its image is deleted at the origin", async () => {
+    const img = images.deleted as PushedImage;
+    await deploy("deleted", img.ref, 1);
+    await runningPods(NS, "deleted", 1);
+    await waitFor(
+      "CachedImage Ready",
+      async () => {
+        const c = await cluster.getCachedImage(cluster.cachedImageName(img.ref));
+        return c && isCachedAndReady(c);
+      },
+      { timeoutMs: 120_000 },
+    );
+    // delete the manifest at the origin: the origin answers MANIFEST_UNKNOWN from now on
+    await runOk("curl", [
+      "-sSf", "-X", "DELETE", "--cacert", cluster.origin.caFile ?? "",
+      "-u", `${cluster.origin.username}:${cluster.origin.password}`,
+      `https://${cluster.origin.host}/v2/node/deleted/manifests/${img.digest}`,
+    ]); // prettier-ignore
+    const pod = await restartWithoutNodeCopy("deleted", "node/deleted");
+    expect(statusImage(pod)).toBe(cluster.proxyImage(img.ref));
+    expect(await cluster.nodeImages()).toContain(cluster.proxyImage(img.ref));
+  });
+
+  it("(2b) restarts a Pod from the cache while the origin is down", async () => {
+    const img = images.gone as PushedImage;
+    await deploy("gone", img.ref, 1);
+    await runningPods(NS, "gone", 1);
+    await waitFor(
+      "CachedImage Ready",
+      async () => {
+        const c = await cluster.getCachedImage(cluster.cachedImageName(img.ref));
+        return c && isCachedAndReady(c);
+      },
+      { timeoutMs: 120_000 },
+    );
+    await cluster.origin.stop();
+    const pod = await restartWithoutNodeCopy("gone", "node/gone");
+    expect(statusImage(pod)).toBe(cluster.proxyImage(img.ref));
+    expect(await cluster.nodeImages()).toContain(cluster.proxyImage(img.ref));
+  });
+});
