@@ -1,19 +1,18 @@
 /**
- * `npm run up` / `npm run down` behind scripts/up.sh and scripts/down.sh: kuik on a real local Kubernetes control
- * plane, left running in the background. See docs/local-cluster.md.
+ * `npm run up` / `npm run down` behind scripts/up.sh and scripts/down.sh: kuik on a real local one-node Kubernetes
+ * cluster, every kuik component a Pod, left running in the background. See docs/local-cluster.md.
  *
  *   local-cluster.ts up       start the supervisor (unless it runs), wait until ready, cache the demo image end to
  *                             end, print what runs
  *   local-cluster.ts status   what runs (exit 1 when nothing does)
- *   local-cluster.ts daemon   the supervisor itself (started by `up`, detached): installs kuik from deploy/ and starts
- *                             its workloads from the installed objects through the test harness (test/e2e/stack.ts),
- *                             writes .kuik/run/, and stops it all on SIGTERM
+ *   local-cluster.ts daemon   the supervisor itself (started by `up`, detached): starts the cluster and installs kuik
+ *                             from deploy/ through the test harness (test/e2e/cluster.ts), writes .kuik/run/, and
+ *                             stops it all on SIGTERM
  *
  * Every process is a child of the supervisor, tied to it with `setpriv --pdeathsig KILL`: killing the supervisor
  * (scripts/down.sh sends SIGTERM, then SIGKILL) never leaves anything behind.
  */
 import { spawn } from "node:child_process";
-import { createHash } from "node:crypto";
 import {
   closeSync,
   existsSync,
@@ -28,11 +27,9 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { makeTempDir, removeTempDir } from "../test/harness/cleanup";
 import { cachedImageName } from "../capabilities/shared/names";
 import { findComponent, type KubeObject } from "../test/harness/control-plane";
 import { harnessPki } from "../test/harness/pki";
-import { inspectRaw, skopeo } from "../test/harness/skopeo";
 import { REPO_ROOT, run, sleep } from "../test/harness/tools";
 import {
   cachedImageEventReasons,
@@ -40,9 +37,8 @@ import {
   listPods,
   podImages,
   scenario,
-  startStack,
-  type Stack,
 } from "../test/e2e/stack";
+import { startCluster, type Cluster } from "../test/e2e/cluster";
 
 const KUIK_DIR = join(REPO_ROOT, ".kuik");
 const RUN_DIR = join(KUIK_DIR, "run");
@@ -74,13 +70,16 @@ interface State {
   server?: string;
   kubeconfig?: string;
   proxyPort?: number;
-  cacheUrl?: string;
+  /** The node's containerd socket (`ctr -a … -n k8s.io images ls`). */
+  containerdSocket?: string;
   origin?: { host: string; username: string; password: string; caFile: string };
   demoImage?: { ref: string; digest: string };
   processes?: ProcessInfo[];
   timings?: Record<string, number>;
-  /** The rendered manifest applied, its object count, and the file listing the local overrides. */
-  installation?: { file: string; objects: number; overridesFile: string };
+  /** The rendered manifest applied and its object count. */
+  installation?: { file: string; objects: number };
+  /** The air-gapped mirror and the images it serves. */
+  mirror?: { host: string; images: string[] };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -136,7 +135,7 @@ async function daemon(): Promise<void> {
   };
   writeState(state);
   writeFileSync(SUPERVISOR_PID, `${process.pid}\n`);
-  let stack: Stack | undefined;
+  let stack: Cluster | undefined;
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {
     if (stopping) return;
@@ -156,15 +155,8 @@ async function daemon(): Promise<void> {
 
   try {
     rmSync(STACK_DIR, { recursive: true, force: true });
-    stack = await startStack({
-      dir: STACK_DIR,
-      kubeconfigPath: KUBECONFIG,
-      proxyPort: DEFAULT_PROXY_PORT,
-      strictProxyPort: true,
-      tokenDuration: "8760h",
-      progress: log,
-    });
-    log(`stack up in ${stack.timings.total} ms: ${JSON.stringify(stack.timings)}`);
+    stack = await startCluster({ dir: STACK_DIR, kubeconfigPath: KUBECONFIG, progress: log });
+    log(`cluster up in ${stack.timings.total} ms: ${JSON.stringify(stack.timings)}`);
     log("building and pushing the demo image");
     const t = Date.now();
     const demo = await stack.pushToOrigin({ size: "8M", layers: 2, seed: "kuik-demo" }, DEMO_REPO, DEMO_TAG);
@@ -175,14 +167,21 @@ async function daemon(): Promise<void> {
       ...stack.cp.processes.map(p => ({
         name: p.name,
         pid: p.pid,
-        listen: p.port ? [`127.0.0.1:${p.port}`] : [],
+        listen: p.port ? [`${new URL(stack?.cp.server ?? "https://x").hostname}:${p.port}`] : [],
         logFile: p.logFile,
       })),
+      ...stack.node.processes.map(p => ({ name: p.name, pid: p.pid, listen: [], logFile: p.logFile })),
       {
-        name: "cache-registry",
-        pid: stack.cache.pid ?? 0,
-        listen: [stack.cache.host],
-        logFile: stack.cache.logFile,
+        name: "containerd",
+        pid: stack.node.containerd.pid ?? 0,
+        listen: [stack.node.containerd.socket],
+        logFile: stack.node.containerd.logFile,
+      },
+      {
+        name: "mirror-registry",
+        pid: stack.mirror.registry.pid ?? 0,
+        listen: [stack.mirror.host],
+        logFile: stack.mirror.registry.logFile,
       },
       {
         name: "origin-registry",
@@ -190,22 +189,6 @@ async function daemon(): Promise<void> {
         listen: [stack.origin.host],
         logFile: stack.origin.logFile,
       },
-      ...[stack.module.admission, stack.module.watcher].map(p => ({
-        name: `kuik-${p.role}`,
-        pid: p.pid,
-        listen: [`127.0.0.1:${p.port}`],
-        logFile: p.logFile,
-      })),
-      ...(stack.proxy
-        ? [
-            {
-              name: "kuik-proxy",
-              pid: stack.proxy.pid,
-              listen: [...stack.proxy.listen, stack.proxy.opsUrl.replace("http://", "")],
-              logFile: stack.proxy.logFile,
-            },
-          ]
-        : []),
     ];
     for (const p of processes) {
       writeFileSync(join(RUN_DIR, `${p.name}.pid`), `${p.pid}\n`);
@@ -218,8 +201,8 @@ async function daemon(): Promise<void> {
       kubernetesVersion: stack.cp.version,
       server: stack.cp.server,
       kubeconfig: KUBECONFIG,
-      proxyPort: stack.proxy ? stack.proxyPort : undefined,
-      cacheUrl: stack.cache.url,
+      proxyPort: stack.proxyPort,
+      containerdSocket: stack.node.containerd.socket,
       origin: {
         host: stack.origin.host,
         username: stack.origin.username ?? "",
@@ -227,11 +210,8 @@ async function daemon(): Promise<void> {
         caFile: pki.caFile,
       },
       demoImage: { ref: demo.ref, digest: demo.digest },
-      installation: {
-        file: stack.installation.file,
-        objects: stack.installation.objects.length,
-        overridesFile: join(STACK_DIR, "overrides.txt"),
-      },
+      installation: { file: stack.installation.file, objects: stack.installation.objects.length },
+      mirror: { host: stack.mirror.host, images: stack.mirror.images },
       processes,
       timings: stack.timings,
     } satisfies Partial<State>);
@@ -290,12 +270,22 @@ async function waitUntil<T>(timeoutMs: number, fn: () => Promise<T | undefined>)
   }
 }
 
-/** The demo: a Deployment of the demo image, rewritten, cached, pulled through the proxy. Returns success. */
+/** Pod phase Running with every container ready. */
+function podRunning(p: KubeObject): boolean {
+  const st = (p.status ?? {}) as { phase?: string; containerStatuses?: Array<{ ready?: boolean }> };
+  return st.phase === "Running" && (st.containerStatuses ?? []).every(c => c.ready === true);
+}
+
+/**
+ * The demo: a Deployment of the demo image (on the origin, private), rewritten to the proxy, Running (pulled by the
+ * kubelet through the proxy: the node's containerd has it under the proxy's name), cached with the origin's digest.
+ * Returns success.
+ */
 async function demo(state: State): Promise<boolean> {
   const image = state.demoImage;
-  const port = state.proxyPort;
-  if (!image || !state.origin) return false;
-  const proxyImage = `localhost:${port ?? DEFAULT_PROXY_PORT}/${image.ref.replace(":", "-")}`;
+  const port = state.proxyPort ?? DEFAULT_PROXY_PORT;
+  if (!image || !state.origin || !state.containerdSocket) return false;
+  const proxyImage = `localhost:${port}/${image.ref.replace(":", "-")}`;
   say(`demo: Deployment ${DEMO_NAMESPACE}/demo (2 replicas) of ${image.ref}`);
   const manifest = scenario("deployment", {
     NAME: "demo",
@@ -312,21 +302,22 @@ async function demo(state: State): Promise<boolean> {
     kubectlJson: async <T = KubeObject>(args: readonly string[]): Promise<T> =>
       JSON.parse((await kubectl([...args, "-o", "json"])).stdout) as T,
   };
-  const pods = await waitUntil(20_000, async () => {
+  const pods = await waitUntil(180_000, async () => {
     const p = await listPods(kc, DEMO_NAMESPACE, "app=demo");
-    return p.length === 2 && p.every(x => podImages(x)[0] === proxyImage) ? p : undefined;
+    return p.length === 2 && p.every(x => podImages(x)[0] === proxyImage && podRunning(x)) ? p : undefined;
   });
+  process.stdout.write(`\n$ kubectl get pods -A\n${(await kubectl(["get", "pods", "-A"], true)).stdout}\n`);
   if (!pods) {
     const now = await listPods(kc, DEMO_NAMESPACE, "app=demo").catch(() => []);
     say(
-      `demo: FAILED: the Pods were not rewritten to ${proxyImage} (images: ${now.map(p => podImages(p)[0]).join(", ") || "no pods"})`,
+      `demo: FAILED: the Pods are not Running as ${proxyImage} (${now.map(p => `${podImages(p)[0]} ${String(p.status?.phase)}`).join(", ") || "no pods"})`,
     );
     say(
-      "  see .kuik/logs/kuik-admission.log (skip reasons per container) and docs/local-cluster.md (loopback origins)",
+      "  kubectl describe pods -n demo; logs in .kuik/logs/ (kubelet.log, containerd.log); docs/local-cluster.md",
     );
     return false;
   }
-  say(`demo: both Pods rewritten to ${proxyImage}`);
+  say(`demo: both Pods Running as ${proxyImage}, pulled by the kubelet through the proxy`);
   const ciName = cachedImageName(image.ref);
   const ready = await waitUntil(90_000, async () => {
     const r = await kubectl(["get", "cachedimage", ciName, "-o", "json"], true);
@@ -340,10 +331,12 @@ async function demo(state: State): Promise<boolean> {
     return r.stdout.trim() === "2" ? true : undefined;
   });
   process.stdout.write(
-    `\n$ kubectl get cachedimages\n${(await kubectl(["get", "cachedimages"], true)).stdout}\n`,
+    `$ kubectl get cachedimages\n${(await kubectl(["get", "cachedimages"], true)).stdout}\n`,
   );
   if (!ready) {
-    say(`demo: FAILED: CachedImage ${ciName} did not become Ready (see .kuik/logs/kuik-watcher.log)`);
+    say(
+      `demo: FAILED: CachedImage ${ciName} did not become Ready (kubectl logs -n pepr-system deploy/pepr-kuik-watcher)`,
+    );
     return false;
   }
   const digestOk = ready.status?.digest === image.digest;
@@ -352,37 +345,12 @@ async function demo(state: State): Promise<boolean> {
   );
   const events = await cachedImageEventReasons(kc, ciName).catch(() => []);
   if (events.length > 0) say(`demo: events on the CachedImage: ${events.join(", ")}`);
-  if (!port) {
-    say("demo: the proxy is not running (proxy/src/main.ts missing): no pull through it");
-    return digestOk;
-  }
-  const dir = makeTempDir("up-pull");
-  try {
-    const raw = await inspectRaw(
-      { host: `localhost:${port}`, tls: false },
-      proxyImage.slice(proxyImage.indexOf("/") + 1),
-      null,
-    );
-    const pulledDigest = `sha256:${createHash("sha256").update(raw).digest("hex")}`;
-    await skopeo([
-      "copy",
-      "--retry-times",
-      "0",
-      "--src-tls-verify=false",
-      "--src-no-creds",
-      `docker://${proxyImage}`,
-      `oci:${join(dir, "layout")}:demo`,
-    ]);
-    say(
-      `demo: skopeo pulled ${proxyImage} through the proxy: ${pulledDigest} (${pulledDigest === image.digest ? "= origin" : "≠ origin!"})`,
-    );
-    return digestOk && pulledDigest === image.digest;
-  } catch (e) {
-    say(`demo: FAILED: pull through the proxy: ${e instanceof Error ? e.message : String(e)}`);
-    return false;
-  } finally {
-    removeTempDir(dir);
-  }
+  const ctr = await run("ctr", ["-a", state.containerdSocket, "-n", "k8s.io", "images", "ls", "-q"], {
+    timeoutMs: 30_000,
+  });
+  const onNode = ctr.stdout.split("\n").includes(proxyImage);
+  say(`demo: the node's containerd ${onNode ? "has" : "does NOT have"} ${proxyImage}`);
+  return digestOk && onNode;
 }
 
 function printStatus(state: State): void {
@@ -396,14 +364,12 @@ function printStatus(state: State): void {
     ),
     "",
     `  installed:   ${state.installation?.objects ?? "?"} objects of deploy/ (${state.installation?.file ?? "?"})`,
-    `  overrides:   ${state.installation?.overridesFile ?? "?"} (what the local processes change, and why)`,
+    `  mirror:      http://${state.mirror?.host ?? "?"} (${state.mirror?.images.length ?? 0} images under their real names)`,
     `  logs:        ${LOGS_DIR}/   (one link per process, plus supervisor.log)`,
     `  pids:        ${RUN_DIR}/`,
     `  origin:      https://${state.origin?.host ?? "?"} (user ${state.origin?.username ?? "?"}, password ${state.origin?.password ?? "?"}, CA ${state.origin?.caFile ?? "?"})`,
-    `  cache:       ${state.cacheUrl ?? "?"}`,
-    state.proxyPort
-      ? `  proxy:       localhost:${state.proxyPort} (127.0.0.1 and [::1])`
-      : "  proxy:       not running",
+    `  node:        ${state.containerdSocket ?? "?"} (ctr -a … -n k8s.io images ls)`,
+    `  proxy:       localhost:${state.proxyPort ?? DEFAULT_PROXY_PORT} on the node (the DaemonSet's hostPort)`,
     "",
     "Point kubectl at it:",
     `  export KUBECONFIG=${KUBECONFIG}`,
