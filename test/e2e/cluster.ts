@@ -45,6 +45,10 @@ export interface ClusterOptions {
   env?: Record<string, string>;
   /** Called with progress lines. */
   progress?: (line: string) => void;
+  /** deploy/components/ to enable in the user's kustomization (e.g. "persistence", "garbage-collection"). */
+  components?: string[];
+  /** Objects applied before kuik is installed (e.g. a PersistentVolume for components/persistence). */
+  objects?: (dir: string) => object[];
 }
 
 export interface Cluster {
@@ -347,6 +351,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     );
 
     say("installing kuik: kubectl apply --server-side of deploy/ under the user's kustomization");
+    if (opts.objects) await cp.apply(opts.objects(dir));
     for (const ns of [KUIK_NAMESPACE, PEPR_NAMESPACE]) {
       await cp.apply([
         { apiVersion: "v1", kind: "Namespace", metadata: { name: ns } },
@@ -364,6 +369,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         dir: join(dir, "install"),
         moduleSettings: { ...(opts.env ?? {}) },
         patches: rootCaPatches(),
+        components: opts.components ?? [],
       }),
     );
     say(`installed ${installation.objects.length} objects; waiting for kuik's Pods`);

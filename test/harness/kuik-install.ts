@@ -82,6 +82,8 @@ export interface InstallOptions {
   moduleSettings?: Record<string, string>;
   /** Further strategic-merge patches of the user's kustomization (e.g. a private CA mounted into the Pods). */
   patches?: readonly object[];
+  /** deploy/components/ the user's kustomization enables, by name (e.g. "persistence"). */
+  components?: readonly string[];
 }
 
 export interface Installation {
@@ -176,7 +178,7 @@ export async function installKuik(cp: ControlPlane, opts: InstallOptions): Promi
   let objects = await render(cp, deploy, file);
   const patches: Record<string, object> = {};
   const settings = opts.moduleSettings ?? {};
-  if (Object.keys(settings).length > 0 || opts.patches?.length) {
+  if (Object.keys(settings).length > 0 || opts.patches?.length || opts.components?.length) {
     if (Object.keys(settings).length > 0) {
       for (const d of moduleDeployments(objects)) patches[objectRef(d)] = envPatch(d, settings);
     }
@@ -188,6 +190,7 @@ export async function installKuik(cp: ControlPlane, opts: InstallOptions): Promi
       apiVersion: "kustomize.config.k8s.io/v1beta1",
       kind: "Kustomization",
       resources: ["../deploy"],
+      components: (opts.components ?? []).map(c => `../deploy/components/${c}`),
       patches: Object.values(patches).map(p => ({ patch: JSON.stringify(p) })),
     };
     writeFileSync(join(overlay, "kustomization.yaml"), `${JSON.stringify(kustomization, null, 2)}\n`);

@@ -13,7 +13,7 @@
  * | `registry.k8s.io/pause:3.10.2` | `build/pause/linux/pause.c` of the Kubernetes module, compiled static |
  * | `registry.k8s.io/coredns/coredns:v1.14.2` | CoreDNS built from its Go module |
  * | `registry.k8s.io/kubectl:v1.36.3` | kubectl built from the Kubernetes module |
- * | `docker.io/library/registry:3.0.0` | distribution v3.0.0 built from its Go module |
+ * | `docker.io/library/registry:3.0.0` | distribution v3.0.0 built from its Go module, Debian's busybox-static as its shell (the upstream image is Alpine's) |
  * | `ghcr.io/defenseunicorns/pepr/controller:v1.1.4` | Node 24 (the `node` npm package) + Debian's glibc, `/app/node_modules` = `npm ci --omit=dev` of kuik's lockfile (pepr 1.1.4 and the modules the module bundle leaves external) |
  * | `docker.io/library/kuik-proxy:0.1.0` | the same Node 24 layer + the proxy bundle, as proxy/Dockerfile lays it out |
  *
@@ -161,7 +161,12 @@ export async function nodeImageSpecs(proxyBundle: string): Promise<NodeImageSpec
       layers: [
         {
           name: "registry-3.0.0",
-          files: [{ src: bin("registry-v3.0"), dst: "/bin/registry", mode: 0o755 }],
+          // the upstream image is Alpine's: a busybox shell (the garbage-collection init container runs a script)
+          files: [
+            { src: bin("registry-v3.0"), dst: "/bin/registry", mode: 0o755 },
+            { src: "/bin/busybox", dst: "/bin/busybox", mode: 0o755 },
+          ],
+          links: ["sh", "timeout", "cat", "ls", "echo"].map(c => ({ path: `/bin/${c}`, target: "busybox" })),
           dirs: [{ path: "/var/lib/registry", mode: 0o777 }],
         },
       ],
