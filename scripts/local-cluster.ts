@@ -167,7 +167,12 @@ async function daemon(): Promise<void> {
       ...stack.cp.processes.map(p => ({
         name: p.name,
         pid: p.pid,
-        listen: p.port ? [`${new URL(stack?.cp.server ?? "https://x").hostname}:${p.port}`] : [],
+        // etcd is the API server's alone (loopback); the API server listens on the node's address
+        listen: p.port
+          ? [
+              `${p.name === "etcd" ? "127.0.0.1" : new URL(stack?.cp.server ?? "https://x").hostname}:${p.port}`,
+            ]
+          : [],
         logFile: p.logFile,
       })),
       ...stack.node.processes.map(p => ({ name: p.name, pid: p.pid, listen: [], logFile: p.logFile })),
@@ -210,7 +215,10 @@ async function daemon(): Promise<void> {
         caFile: pki.caFile,
       },
       demoImage: { ref: demo.ref, digest: demo.digest },
-      installation: { file: stack.installation.file, objects: stack.installation.objects.length },
+      installation: {
+        file: stack.installation?.file ?? "",
+        objects: stack.installation?.objects.length ?? 0,
+      },
       mirror: { host: stack.mirror.host, images: stack.mirror.images },
       processes,
       timings: stack.timings,

@@ -49,6 +49,8 @@ export interface ClusterOptions {
   components?: string[];
   /** Objects applied before kuik is installed (e.g. a PersistentVolume for components/persistence). */
   objects?: (dir: string) => object[];
+  /** Install kuik with `kubectl apply -k` (default true); false: the test installs it its own way. */
+  install?: boolean;
 }
 
 export interface Cluster {
@@ -57,7 +59,8 @@ export interface Cluster {
   node: KubeNode;
   mirror: Mirror;
   origin: StartedRegistry;
-  installation: Installation;
+  /** What `kubectl apply -k` applied; undefined with `install: false`. */
+  installation: Installation | undefined;
   proxyPort: number;
   timings: Record<string, number>;
   kubectl: ControlPlane["kubectl"];
@@ -230,11 +233,31 @@ function rolledOut(w: KubeObject): boolean {
   return want > 0 && ready === want;
 }
 
-/** Wait until every workload of kuik's install is rolled out. */
-async function waitForKuik(
+/**
+ * The namespaces of kuik's install (created now: the Secrets must exist before the Pods start) and the origin's CA
+ * in each, as Secret {@link ROOT_CA_SECRET} (key `ca.crt`): what a user with a private registry creates first
+ * (docs/configuration.md `rootCertificateAuthorities`).
+ */
+export async function createRootCaSecrets(cp: ControlPlane): Promise<void> {
+  const { caFile } = await harnessPki();
+  for (const ns of [KUIK_NAMESPACE, PEPR_NAMESPACE]) {
+    await cp.apply([
+      { apiVersion: "v1", kind: "Namespace", metadata: { name: ns } },
+      {
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { name: ROOT_CA_SECRET, namespace: ns },
+        data: { "ca.crt": readFileSync(caFile).toString("base64") },
+      },
+    ]);
+  }
+}
+
+/** Wait until every workload of kuik's install is rolled out (all its Pods Ready). */
+export async function waitForKuik(
   cp: ControlPlane,
   diagnostics: () => Promise<string>,
-  timeoutMs: number,
+  timeoutMs = 300_000,
 ): Promise<void> {
   const workloads: Array<[string, string, string]> = [
     ["statefulset", KUIK_NAMESPACE, "kube-image-keeper-registry"],
@@ -350,30 +373,23 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       }),
     );
 
-    say("installing kuik: kubectl apply --server-side of deploy/ under the user's kustomization");
     if (opts.objects) await cp.apply(opts.objects(dir));
-    for (const ns of [KUIK_NAMESPACE, PEPR_NAMESPACE]) {
-      await cp.apply([
-        { apiVersion: "v1", kind: "Namespace", metadata: { name: ns } },
-        {
-          apiVersion: "v1",
-          kind: "Secret",
-          metadata: { name: ROOT_CA_SECRET, namespace: ns },
-          data: { "ca.crt": readFileSync(caFile).toString("base64") },
-        },
-      ]);
+    await createRootCaSecrets(cp);
+    let installation: Installation | undefined;
+    if (opts.install ?? true) {
+      say("installing kuik: kubectl apply --server-side of deploy/ under the user's kustomization");
+      installation = await timed(
+        "install",
+        installKuik(cp, {
+          dir: join(dir, "install"),
+          moduleSettings: { ...(opts.env ?? {}) },
+          patches: rootCaPatches(),
+          components: opts.components ?? [],
+        }),
+      );
+      say(`installed ${installation.objects.length} objects; waiting for kuik's Pods`);
+      await timed("kuikReady", waitForKuik(cp, diagnostics));
     }
-    const installation = await timed(
-      "install",
-      installKuik(cp, {
-        dir: join(dir, "install"),
-        moduleSettings: { ...(opts.env ?? {}) },
-        patches: rootCaPatches(),
-        components: opts.components ?? [],
-      }),
-    );
-    say(`installed ${installation.objects.length} objects; waiting for kuik's Pods`);
-    await timed("kuikReady", waitForKuik(cp, diagnostics, 300_000));
     timings.total = Date.now() - t0;
     const proxyPort = DEFAULT_PROXY_PORT;
     const getCachedImage = async (name: string): Promise<KubeObject | undefined> => {
