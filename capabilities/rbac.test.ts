@@ -1,5 +1,5 @@
 /**
- * kuik's RBAC is declared once (shared/api-calls.ts). This test checks, three ways, that it is exactly what the
+ * kuik's RBAC is declared once (api-calls.ts). This test checks, three ways, that it is exactly what the
  * code needs:
  * 1. package.json `pepr.rbac` is generated from the declaration;
  * 2. the ClusterRole Pepr generates in scoped mode (its own `clusterRole()`, fed with our real bindings, as
@@ -31,7 +31,7 @@ const { createImageRewriter } = await import("./image-rewriter/capability");
 const { compilePolicy } = await import("./image-rewriter/policy");
 const { loadConfig } = await import("./shared/config");
 const { BOOTSTRAP_API_CALLS, KUIK_API_CALLS, PEPR_RUNTIME_CALLS, grantedVerbs, policyRules } = await import(
-  "./shared/api-calls"
+  "./api-calls"
 );
 const { startBootstrap } = await import("./bootstrap/bootstrap");
 const { Log } = await import("pepr");
@@ -182,7 +182,7 @@ function allowed(granted: Map<string, Set<string>>, call: string): boolean {
 }
 
 describe("RBAC", () => {
-  it("package.json pepr.rbac is generated from shared/api-calls.ts", () => {
+  it("package.json pepr.rbac is generated from api-calls.ts", () => {
     expect(pkg.pepr.rbac).toEqual(policyRules());
   });
 
@@ -292,7 +292,9 @@ describe("RBAC", () => {
         join(dir, "generated", "pepr-module-kuik.yaml"),
         module.map(o => JSON.stringify(o)).join("\n---\n"),
       );
-      const rendered = loadAllYaml(execFileSync(findComponent("kubectl"), ["kustomize", dir], { encoding: "utf8" })) as Array<{
+      const rendered = loadAllYaml(
+        execFileSync(findComponent("kubectl"), ["kustomize", dir], { encoding: "utf8" }),
+      ) as Array<{
         kind: string;
         metadata: { name: string };
         rules?: Rule[];

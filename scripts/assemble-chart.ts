@@ -21,7 +21,7 @@ import {
 } from "node:fs";
 import { join, resolve } from "node:path";
 import { loadYaml } from "@kubernetes/client-node";
-import { BOOTSTRAP_API_CALLS, policyRules } from "../capabilities/shared/api-calls";
+import { BOOTSTRAP_API_CALLS, policyRules } from "../capabilities/api-calls";
 
 /** Thrown when the generated chart is not what the assembly expects. */
 export class ChartAssemblyError extends Error {
@@ -239,7 +239,7 @@ export function mergeValues(ours: string, pepr: string): string {
 /**
  * Pepr's values.yaml without the bootstrap (capabilities/bootstrap, docs/install.md §3): the chart brings the CRDs
  * and kuik-system itself, so `KUIK_BOOTSTRAP` is "false" in both Deployments' env and the rules only the bootstrap
- * needs (shared/api-calls.ts BOOTSTRAP_API_CALLS) leave `rbac:`. Each must be found.
+ * needs (capabilities/api-calls.ts BOOTSTRAP_API_CALLS) leave `rbac:`. Each must be found.
  */
 export function withoutBootstrap(pepr: string): string {
   const bootstrap = new Set(policyRules(BOOTSTRAP_API_CALLS).map(r => JSON.stringify(r)));

@@ -28,12 +28,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { makeTempDir, removeTempDir } from "../test/harness/cleanup";
-import { cachedImageName } from "../capabilities/shared/names";
-import { findComponent, type KubeObject } from "../test/harness/control-plane";
-import { harnessPki } from "../test/harness/pki";
-import { inspectRaw, skopeo } from "../test/harness/skopeo";
-import { REPO_ROOT, run, sleep } from "../test/harness/tools";
+import { cachedImageName } from "../capabilities/shared/object-names";
 import {
   cachedImageEventReasons,
   DEFAULT_PROXY_PORT,
@@ -43,6 +38,11 @@ import {
   startStack,
   type Stack,
 } from "../test/e2e/stack";
+import { makeTempDir, removeTempDir } from "../test/harness/cleanup";
+import { findComponent, type KubeObject } from "../test/harness/control-plane";
+import { harnessPki } from "../test/harness/pki";
+import { inspectRaw, skopeo } from "../test/harness/skopeo";
+import { REPO_ROOT, run, sleep } from "../test/harness/tools";
 
 const KUIK_DIR = join(REPO_ROOT, ".kuik");
 const RUN_DIR = join(KUIK_DIR, "run");

@@ -10,21 +10,23 @@
  */
 import type { Logger } from "pino";
 import type { CachedImage, Repository } from "../crd";
+import { removeFinalizerOps } from "../kube/patch-ops";
+import { normalizeDigest, readStatus } from "../shared/cached-image-status";
 import type { KuikConfig } from "../shared/config";
+import { errorMessage } from "../shared/errors";
 import { ANNOTATION_FORCE_UPDATE, FINALIZER_REPOSITORY, FORCE_UPDATE_VALUE } from "../shared/labels";
-import type { PodLike } from "../shared/names";
+import { podImages } from "../shared/pod-images";
+import type { PodLike } from "../shared/pods";
 import type { WatcherConfig } from "../shared/watcher-config";
-import { cacheReference, hasFinalizer, removeFinalizerOps, sourceReference } from "./cache-ref";
+import { cacheReference, sourceReference } from "./cache-ref";
 import { ProxyCredentialsSync, keyringForImage } from "./credentials";
-import { podImages } from "./desired";
 import { EventRecorder, type EventSink } from "./events";
 import { LivePods, sweepExpired } from "./expiry";
-import type { MetricsSink, MetricsSnapshot } from "./metrics";
-import type { Clock, KubePort, RegistryPort, Scheduler } from "./ports";
+import { hasFinalizer } from "./finalizer";
+import type { MetricsSnapshot } from "./metrics";
+import type { Clock, KubePort, MetricsSink, RegistryPort, Scheduler } from "./ports";
 import { reconcileCachedImage, type CacheDeps } from "./reconcile";
-import { errorMessage } from "./reconcile-deps";
 import { maintainRepositories } from "./repositories";
-import { normalizeDigest, readStatus } from "./status";
 import { Tracker } from "./tracker";
 import { WorkQueue } from "./work-queue";
 

@@ -1,7 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { Keyring, parseDockerConfig } from "../../registry-client/src/keyring";
 import type { Repository } from "../crd";
-import { ProxyCredentialsSync, keyringForImage, proxyDockerConfig } from "./credentials";
+import {
+  effectivePullSecrets,
+  ProxyCredentialsSync,
+  keyringForImage,
+  proxyDockerConfig,
+} from "./credentials";
 import { FakeKube, silentLog } from "./fakes";
 import { parseImageReference } from "../../registry-client/src/reference";
 
@@ -147,5 +152,20 @@ describe("keyringForImage", () => {
     expect((await keyringForImage(kube, ref, silentLog)).lookup(ref)).toEqual([
       { kind: "basic", username: "a", password: "1" },
     ]);
+  });
+});
+
+describe("effectivePullSecrets", () => {
+  it("tries kuik's entries, then the user's pullSecretNames, without duplicates", () => {
+    const spec = {
+      pullSecrets: [{ namespace: "a", name: "s" }],
+      pullSecretNames: ["s", "t"],
+      pullSecretsNamespace: "a",
+    };
+    expect(effectivePullSecrets(spec)).toEqual([
+      { namespace: "a", name: "s" },
+      { namespace: "a", name: "t" },
+    ]);
+    expect(effectivePullSecrets({ pullSecretNames: ["orphan"] })).toEqual([]);
   });
 });

@@ -14,10 +14,10 @@ import { Keyring, parsePullSecret, type DockerConfigEntry } from "../../registry
 import { parseRepositoryName } from "../../registry-client/src/reference";
 import type { Credentials, ImageReference } from "../../registry-client/src/types";
 import type { Repository } from "../crd";
-import { repositoryOf } from "../shared/names";
-import { effectivePullSecrets, type PullSecretRef } from "./desired";
+import { errorMessage } from "../shared/errors";
+import { repositoryOf } from "../shared/object-names";
+import type { PullSecretRef } from "../shared/pods";
 import type { KubePort } from "./ports";
-import { errorMessage } from "./reconcile-deps";
 
 /** The docker config entry of one credential. */
 type AuthEntry =
@@ -135,4 +135,19 @@ export class ProxyCredentialsSync {
     );
     return true;
   }
+}
+
+/**
+ * The pull secrets to try for a Repository: its `spec.pullSecrets`, then the user's `pullSecretNames` in
+ * `pullSecretsNamespace`, deduplicated. Missing secrets are for the caller to skip.
+ */
+export function effectivePullSecrets(spec: {
+  pullSecrets?: readonly PullSecretRef[];
+  pullSecretNames?: readonly string[];
+  pullSecretsNamespace?: string;
+}): PullSecretRef[] {
+  const namespace = spec.pullSecretsNamespace ?? "";
+  const legacy = namespace === "" ? [] : (spec.pullSecretNames ?? []).map(name => ({ namespace, name }));
+  const all = [...(spec.pullSecrets ?? []), ...legacy];
+  return [...new Map(all.map(ref => [`${ref.namespace}/${ref.name}`, ref])).values()];
 }

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
+import type { CachedImage } from "../crd";
 import { KUIK_GROUP, KUIK_VERSION } from "../shared/labels";
 import type { Clock, KubeEvent, KubePort } from "./ports";
 
@@ -103,4 +104,12 @@ export class EventRecorder implements EventSink {
       count: 1,
     };
   }
+}
+
+/** The event target of a CachedImage. */
+export function involved(ci: CachedImage): InvolvedObject {
+  const out: InvolvedObject = { name: (ci.metadata?.name as string | undefined) ?? "" };
+  if (typeof ci.metadata?.uid === "string") out.uid = ci.metadata.uid;
+  if (typeof ci.metadata?.resourceVersion === "string") out.resourceVersion = ci.metadata.resourceVersion;
+  return out;
 }

@@ -6,11 +6,12 @@
  */
 import type { Logger } from "pino";
 import type { CachedImage } from "../crd";
-import type { PodLike } from "../shared/names";
-import { desiredCachedImages, shouldDelete, type DesiredCachedImages } from "./desired";
-import type { EventSink } from "./events";
+import { shouldDelete } from "../expiry/rules";
+import { errorMessage } from "../shared/errors";
+import { desiredCachedImages, type DesiredCachedImages } from "../shared/pod-images";
+import type { PodLike } from "../shared/pods";
+import { involved, type EventSink } from "./events";
 import { KubeApiError, type Clock, type KubePort } from "./ports";
-import { errorMessage, involved } from "./reconcile-deps";
 
 /** Fresh pod lists, shared by callers within `maxAgeMs` (one list per sweep, not one per image). */
 export class LivePods {

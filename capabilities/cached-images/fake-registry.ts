@@ -4,8 +4,7 @@
 import { RegistryError } from "../../registry-client/src/errors";
 import type { ImageReference } from "../../registry-client/src/types";
 import type { EventSink, EventSpec, InvolvedObject } from "./events";
-import type { MetricsSink } from "./metrics";
-import type { Clock, CopyOutcome, ManifestInfo, RegistryPort, Scheduler } from "./ports";
+import type { Clock, CopyOutcome, ManifestInfo, MetricsSink, RegistryPort, Scheduler } from "./ports";
 
 /** Clock and scheduler in one: timers fire when {@link FakeTime.advance} passes them. */
 export class FakeTime implements Clock, Scheduler {

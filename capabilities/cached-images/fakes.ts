@@ -5,8 +5,8 @@
 import { pino, type Logger } from "pino";
 import type { PullSecret } from "../../registry-client/src/keyring";
 import type { CachedImage, Repository } from "../crd";
-import type { PodLike } from "../shared/names";
-import type { PullSecretRef, ServiceAccountLike } from "./desired";
+import type { PodLike, PullSecretRef, ServiceAccountLike } from "../shared/pods";
+import { applyJsonPatch, mergePatch } from "./fake-patch";
 import {
   KubeApiError,
   type DockerConfigSecret,
@@ -14,7 +14,6 @@ import {
   type KubeEvent,
   type KubePort,
 } from "./ports";
-import { applyJsonPatch, mergePatch } from "./fake-patch";
 
 export { FakeRegistry, FakeTime, RecordingEvents, RecordingMetrics, settle } from "./fake-registry";
 

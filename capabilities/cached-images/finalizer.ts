@@ -11,10 +11,15 @@
  */
 import { isRegistryError } from "../../registry-client/src/errors";
 import type { CachedImage } from "../crd";
-import { cacheReference, hasFinalizer, removeFinalizerOps, sourceReference } from "./cache-ref";
-import { isConflict } from "./ports";
-import { errorMessage, involved, type CacheDeps, type PassResult } from "./reconcile-deps";
-import { normalizeDigest, readStatus, readyCondition, retryDelayMs, statusPatch } from "./status";
+import { removeFinalizerOps } from "../kube/patch-ops";
+import { normalizeDigest, readStatus, readyCondition } from "../shared/cached-image-status";
+import { errorMessage } from "../shared/errors";
+import { FINALIZER_CACHED_IMAGE } from "../shared/labels";
+import { cacheReference, sourceReference } from "./cache-ref";
+import { involved } from "./events";
+import { isConflict, type JsonPatchOp } from "./ports";
+import type { CacheDeps, PassResult } from "./reconcile-deps";
+import { retryDelayMs, statusPatch } from "./status";
 
 /** One cleanup step: resolves with a note for the `CleanedUp` event, rejects to keep the finalizer. */
 interface CleanupStep {
@@ -50,7 +55,7 @@ export async function finalizeCachedImage(ci: CachedImage, deps: CacheDeps): Pro
     }
   }
   try {
-    await deps.kube.patchCachedImage(name, removeFinalizerOps(ci));
+    await deps.kube.patchCachedImage(name, removeFinalizerOps(ci, FINALIZER_CACHED_IMAGE));
   } catch (err) {
     if (isConflict(err)) return { requeueAfterMs: CONFLICT_RETRY_MS };
     throw err;
@@ -117,4 +122,27 @@ async function cleanupFailed(
   if (patch !== undefined) await deps.kube.patchCachedImageStatus(ci.metadata?.name as string, patch);
   await deps.events.record(involved(ci), { type: "Warning", reason: "CleanupFailed", message: text });
   return { requeueAfterMs: delay };
+}
+
+/** Whether kuik's finalizer is on the object. */
+export function hasFinalizer(ci: CachedImage): boolean {
+  return ((ci.metadata?.finalizers as string[] | undefined) ?? []).includes(FINALIZER_CACHED_IMAGE);
+}
+
+/**
+ * JSON Patch adding kuik's finalizer, guarded by a `test` so a concurrent change of the finalizer list fails
+ * (422) instead of being overwritten (Pepr's own finalizer patch has no such guard, pepr-notes B5).
+ */
+export function addFinalizerOps(ci: CachedImage): JsonPatchOp[] {
+  const finalizers = (ci.metadata?.finalizers as string[] | undefined) ?? [];
+  if (finalizers.length === 0) {
+    return [
+      { op: "test", path: "/metadata/resourceVersion", value: ci.metadata?.resourceVersion },
+      { op: "add", path: "/metadata/finalizers", value: [FINALIZER_CACHED_IMAGE] },
+    ];
+  }
+  return [
+    { op: "test", path: "/metadata/finalizers", value: finalizers },
+    { op: "add", path: "/metadata/finalizers/-", value: FINALIZER_CACHED_IMAGE },
+  ];
 }

@@ -4,12 +4,12 @@
  * objects written before keep their field ownership: server-side apply as field manager `pepr` with
  * `fieldValidation=Strict`, JSON Patch, merge patch of the `status` subresource holding only `status`, deletes
  * that ignore 404. capabilities/rbac.test.ts runs every method against a recording transport and checks each
- * request is granted by shared/api-calls.ts.
+ * request is granted by capabilities/api-calls.ts.
  */
+import type { PullSecret } from "../../registry-client/src/keyring";
 import type { CachedImage, Repository } from "../crd";
 import { KUIK_GROUP, KUIK_VERSION, LABEL_MANAGED } from "../shared/labels";
-import type { PodLike } from "../shared/names";
-import type { PullSecretRef, ServiceAccountLike } from "./desired";
+import type { PodLike, PullSecretRef, ServiceAccountLike } from "../shared/pods";
 import { PATCH_TYPES, resourcePath, type KubeTransport, type ResourceRef } from "./kube-http";
 import {
   KubeApiError,
@@ -18,7 +18,6 @@ import {
   type KubeEvent,
   type KubePort,
 } from "./ports";
-import type { PullSecret } from "../../registry-client/src/keyring";
 
 /**
  * Field manager of kuik's server-side applies: KFC's, unchanged, so objects applied before keep one owner (a new

@@ -6,18 +6,9 @@
 import { createServer, type Server } from "node:http";
 import type { Logger } from "pino";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { MetricsSink } from "./ports";
 
 const PREFIX = "kube_image_keeper_controller_";
-
-/** What the logic records; tests pass a recording fake. */
-export interface MetricsSink {
-  /** One copy attempt (v1's `image_caching_request`). */
-  cachingRequest(successful: boolean, upstreamRegistry: string): void;
-  putInCache(): void;
-  removedFromCache(): void;
-  /** Duration and transferred bytes of one copy. */
-  copy(durationSeconds: number, bytes: number, successful: boolean): void;
-}
 
 /** The objects the scrape-time gauges count. */
 export interface MetricsSnapshot {

@@ -3,12 +3,11 @@
  * (kube-client.ts over one kube-http.ts transport, registry-client, timers); tests pass the in-memory fakes of
  * fakes.ts. Nothing here imports Pepr.
  */
-import type { Keyring, PullSecret } from "../../registry-client/src/keyring";
 import type { CopyProgress } from "../../registry-client/src/copy";
+import type { Keyring, PullSecret } from "../../registry-client/src/keyring";
 import type { ImageReference } from "../../registry-client/src/types";
 import type { CachedImage, Repository } from "../crd";
-import type { PodLike } from "../shared/names";
-import type { PullSecretRef, ServiceAccountLike } from "./desired";
+import type { PodLike, PullSecretRef, ServiceAccountLike } from "../shared/pods";
 
 /** One RFC 6902 JSON Patch operation. */
 export type JsonPatchOp =
@@ -42,7 +41,7 @@ export interface DockerConfigSecret {
 
 /**
  * Kubernetes, as the watcher uses it. Getters resolve `undefined` on 404; every other failure rejects with a
- * {@link KubeApiError}. Each method maps to one entry of shared/api-calls.ts.
+ * {@link KubeApiError}. Each method maps to one entry of capabilities/api-calls.ts.
  */
 export interface KubePort {
   listManagedPods(): Promise<PodLike[]>;
@@ -140,4 +139,14 @@ export interface Clock {
 export interface Scheduler {
   /** Runs `fn` once after `ms`; returns a cancel function. */
   after(ms: number, fn: () => void): () => void;
+}
+
+/** The watcher's metrics, as the logic records them; tests pass a recording fake. */
+export interface MetricsSink {
+  /** One copy attempt (v1's `image_caching_request`). */
+  cachingRequest(successful: boolean, upstreamRegistry: string): void;
+  putInCache(): void;
+  removedFromCache(): void;
+  /** Duration and transferred bytes of one copy. */
+  copy(durationSeconds: number, bytes: number, successful: boolean): void;
 }

@@ -1,11 +1,9 @@
-/** What a caching or finalizing pass depends on, and small helpers shared by both. */
+/** What a caching or finalizing pass depends on, and what it returns. */
 import type { Logger } from "pino";
 import type { Keyring } from "../../registry-client/src/keyring";
 import type { ImageReference } from "../../registry-client/src/types";
-import type { CachedImage } from "../crd";
-import type { EventSink, InvolvedObject } from "./events";
-import type { MetricsSink } from "./metrics";
-import type { Clock, KubePort, RegistryPort } from "./ports";
+import type { EventSink } from "./events";
+import type { Clock, KubePort, MetricsSink, RegistryPort } from "./ports";
 
 /** Settings of a pass. */
 export interface CacheSettings {
@@ -38,21 +36,4 @@ export interface CacheDeps {
 export interface PassResult {
   /** Run another pass after this many milliseconds. */
   requeueAfterMs?: number;
-}
-
-/** A readable message of any thrown value (RegistryError, KubeApiError, Error…). */
-export function errorMessage(err: unknown): string {
-  if (err instanceof Error) {
-    const code = (err as { code?: unknown }).code;
-    return typeof code === "string" && !err.message.includes(code) ? `${code}: ${err.message}` : err.message;
-  }
-  return String(err);
-}
-
-/** The event target of a CachedImage. */
-export function involved(ci: CachedImage): InvolvedObject {
-  const out: InvolvedObject = { name: (ci.metadata?.name as string | undefined) ?? "" };
-  if (typeof ci.metadata?.uid === "string") out.uid = ci.metadata.uid;
-  if (typeof ci.metadata?.resourceVersion === "string") out.resourceVersion = ci.metadata.resourceVersion;
-  return out;
 }

@@ -1,10 +1,11 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import { Keyring } from "../../registry-client/src/keyring";
 import type { CachedImage } from "../crd";
+import type { CacheStatus } from "../shared/cached-image-status";
 import { ANNOTATION_FORCE_UPDATE, FINALIZER_CACHED_IMAGE } from "../shared/labels";
 import { FakeKube, FakeRegistry, FakeTime, RecordingEvents, RecordingMetrics, silentLog } from "./fakes";
 import { reconcileCachedImage, type CacheDeps } from "./reconcile";
-import { retryDelayMs, type CacheStatus } from "./status";
+import { retryDelayMs } from "./status";
 
 const NAME = "docker.io-library-nginx-1.25";
 const CACHE = "cache.kuik:5000/docker.io/library/nginx";

@@ -11,21 +11,17 @@
 import type { Keyring } from "../../registry-client/src/keyring";
 import type { ImageReference } from "../../registry-client/src/types";
 import type { CachedImage } from "../crd";
+import { annotationPath } from "../kube/patch-ops";
+import { normalizeDigest, readStatus, readyCondition, type CacheStatus } from "../shared/cached-image-status";
+import { errorMessage } from "../shared/errors";
 import { ANNOTATION_FORCE_UPDATE, FORCE_UPDATE_VALUE } from "../shared/labels";
-import { addFinalizerOps, annotationPath, cacheReference, hasFinalizer, sourceReference } from "./cache-ref";
-import type { EventSpec } from "./events";
-import { finalizeCachedImage } from "./finalizer";
+import { cacheReference, sourceReference } from "./cache-ref";
+import { involved, type EventSpec } from "./events";
+import { addFinalizerOps, finalizeCachedImage, hasFinalizer } from "./finalizer";
 import type { CopyOutcome, ManifestInfo } from "./ports";
 import { ProgressReporter } from "./progress";
-import { errorMessage, involved, type CacheDeps, type PassResult } from "./reconcile-deps";
-import {
-  normalizeDigest,
-  readStatus,
-  readyCondition,
-  retryDelayMs,
-  statusPatch,
-  type CacheStatus,
-} from "./status";
+import type { CacheDeps, PassResult } from "./reconcile-deps";
+import { retryDelayMs, statusPatch } from "./status";
 
 export type { CacheDeps, PassResult } from "./reconcile-deps";
 

@@ -1,6 +1,6 @@
 /** Pod builders for the watcher's unit tests. */
 import { LABEL_MANAGED, MANAGED_VALUE } from "../shared/labels";
-import { containerAnnotationKey, type PodLike } from "../shared/names";
+import { containerAnnotationKey, type PodLike } from "../shared/pods";
 
 /** Options of {@link managedPod}. */
 export interface PodOptions {

@@ -5,17 +5,12 @@
  * changed is the point: the plan is recomputed after every burst of pod events and at every resync.
  */
 import type { CachedImage, Repository } from "../crd";
+import { computeExpiry, type ExpiryDecision } from "../expiry/rules";
 import { LABEL_REPOSITORY } from "../shared/labels";
-import { repositoryOf, type PodLike } from "../shared/names";
-import {
-  computeExpiry,
-  desiredCachedImages,
-  desiredRepositories,
-  type DesiredProblem,
-  type ExpiryDecision,
-  type PullSecretRef,
-  type ServiceAccountLike,
-} from "./desired";
+import { repositoryOf } from "../shared/object-names";
+import { desiredCachedImages, type DesiredProblem } from "../shared/pod-images";
+import type { PodLike, PullSecretRef, ServiceAccountLike } from "../shared/pods";
+import { desiredRepositories } from "./desired";
 
 /** What {@link planTracking} reads. */
 export interface TrackingInput {

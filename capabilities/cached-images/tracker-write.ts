@@ -5,9 +5,10 @@
  */
 import type { Logger } from "pino";
 import type { CachedImage } from "../crd";
+import { expiryOps } from "../expiry/rules";
+import { errorMessage } from "../shared/errors";
 import { usedByStatus } from "./desired";
-import type { JsonPatchOp, KubePort } from "./ports";
-import { errorMessage } from "./reconcile-deps";
+import type { KubePort } from "./ports";
 import type { TrackingPlan } from "./tracker-plan";
 
 /** The state {@link writePlan} reads and updates. */
@@ -73,14 +74,4 @@ export async function writePlan(plan: TrackingPlan, ctx: WriteContext): Promise<
     );
   }
   return failures;
-}
-
-/** `spec.expiresAt` set, or removed (guarded by a `test`, so a value changed meanwhile is left alone). */
-function expiryOps(entry: TrackingPlan["expiry"][number]): JsonPatchOp[] {
-  if (entry.decision.action === "set") {
-    return [{ op: "add", path: "/spec/expiresAt", value: entry.decision.expiresAt }];
-  }
-  const test: JsonPatchOp[] =
-    entry.current === undefined ? [] : [{ op: "test", path: "/spec/expiresAt", value: entry.current }];
-  return [...test, { op: "remove", path: "/spec/expiresAt" }];
 }

@@ -10,16 +10,16 @@
  */
 import type { Logger } from "pino";
 import type { CachedImage, Repository } from "../crd";
+import { errorMessage } from "../shared/errors";
 import {
   ANNOTATION_PREFIX_ORIGINAL_EPHEMERAL_IMAGE,
   ANNOTATION_PREFIX_ORIGINAL_IMAGE,
   ANNOTATION_PREFIX_ORIGINAL_INIT_IMAGE,
 } from "../shared/labels";
-import type { ContainerLike, PodLike } from "../shared/names";
-import { namespacedName, type ServiceAccountLike } from "./desired";
-import { errorMessage } from "./reconcile-deps";
-import type { Clock, KubePort, Scheduler } from "./ports";
+import { namespacedName } from "../shared/pod-images";
+import type { ContainerLike, PodLike, ServiceAccountLike } from "../shared/pods";
 import { ObservedMap, resourceVersionOf } from "./observed";
+import type { Clock, KubePort, Scheduler } from "./ports";
 import { planTracking, type TrackingPlan } from "./tracker-plan";
 import { writePlan } from "./tracker-write";
 

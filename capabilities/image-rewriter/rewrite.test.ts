@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../shared/config";
-import { CONTAINER_LIST_FIELD, type ContainerLike, type PodLike } from "../shared/names";
+import { CONTAINER_LIST_FIELD, type ContainerLike, type PodLike } from "../shared/pods";
 import { compilePolicy, rewritePod, type RewritePolicyConfig, type RewriteResult } from "./rewrite";
 
 const HEX = "a".repeat(64);

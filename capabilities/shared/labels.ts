@@ -42,7 +42,7 @@ export const IMAGE_CACHING_POLICY_IGNORE = "ignore";
 
 /**
  * Label on CachedImages naming their Repository: the sanitised repository name, or its SHA-224 when longer than
- * 63 characters (see `repositoryLabel` in names.ts; always select with that function, never by object name).
+ * 63 characters (see `repositoryLabel` in object-names.ts; always select with that function, never by object name).
  */
 export const LABEL_REPOSITORY = "kuik.enix.io/repository";
 

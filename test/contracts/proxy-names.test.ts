@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { cacheReference } from "../../capabilities/cached-images/cache-ref";
-import { toProxyImage } from "../../capabilities/shared/names";
+import { toProxyImage } from "../../capabilities/shared/proxy-image";
 import { decodeName } from "../../proxy/src/names";
 import { parseImageReference } from "../../registry-client/src/reference";
 

@@ -4,22 +4,16 @@ import { isRegistryError } from "../../registry-client/src/errors";
 import { parseImageReference } from "../../registry-client/src/reference";
 import {
   cachedImageName,
-  containerAnnotationKey,
-  fromProxyImage,
   MAX_OBJECT_NAME_LENGTH,
-  podContainers,
   repositoryLabel,
   repositoryName,
   repositoryOf,
   repositorySelector,
   sanitizeName,
-  toProxyImage,
-} from "./names";
+} from "./object-names";
 
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const QUALIFIED_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 const HEX64 = "0123456789abcdef".repeat(4);
-const sha1 = (s: string): string => createHash("sha1").update(s).digest("hex");
 
 describe("sanitizeName (kuik v1 SanitizeName)", () => {
   it.each([
@@ -119,94 +113,5 @@ describe("repositoryName, repositoryLabel, repositoryOf", () => {
     const long = `registry.example.com/${"x".repeat(250)}`;
     expect(repositoryName(long).length).toBeLessThanOrEqual(MAX_OBJECT_NAME_LENGTH);
     expect(repositoryName(long)).toMatch(DNS_SUBDOMAIN);
-  });
-});
-
-describe("containerAnnotationKey (kuik v1 ContainerAnnotationKey)", () => {
-  it.each([
-    ["container", "original-image-", 48],
-    ["init", "original-init-image-", 43],
-    ["ephemeral", "original-ephem-image-", 42],
-  ] as const)("%s: keeps names up to 63 characters in all, then SHA-1", (kind, prefix, longest) => {
-    const fits = "c".repeat(longest);
-    const tooLong = "c".repeat(longest + 1);
-    expect(containerAnnotationKey(fits, kind)).toBe(prefix + fits);
-    expect(containerAnnotationKey(fits, kind)).toHaveLength(63);
-    expect(containerAnnotationKey(tooLong, kind)).toBe(prefix + sha1(tooLong));
-    const longest63 = containerAnnotationKey("n".repeat(63), kind);
-    expect(longest63.length).toBeLessThanOrEqual(63);
-    expect(longest63).toMatch(QUALIFIED_NAME);
-  });
-
-  it("uses v1's keys", () => {
-    expect(containerAnnotationKey("b", "container")).toBe("original-image-b");
-    expect(containerAnnotationKey("a", "init")).toBe("original-init-image-a");
-  });
-});
-
-describe("toProxyImage / fromProxyImage", () => {
-  it.each([
-    ["nginx:1.25", "localhost:7439/nginx:1.25"],
-    ["nginx", "localhost:7439/nginx"],
-    ["bitnami/redis:7", "localhost:7439/bitnami/redis:7"],
-    // Written with its registry: the proxy reads a first component ending in -<digits> as host-port.
-    ["user-2/app", "localhost:7439/docker.io/user-2/app"],
-    ["docker.io/library/nginx:1.25", "localhost:7439/docker.io/library/nginx:1.25"],
-    ["index.docker.io/library/nginx:1.25", "localhost:7439/index.docker.io/library/nginx:1.25"],
-    ["185.145.250.247:30042/alpine", "localhost:7439/185.145.250.247-30042/alpine"],
-    ["185.145.250.247:30042/alpine:latest", "localhost:7439/185.145.250.247-30042/alpine:latest"],
-    ["registry-5000.enix.io:5000/app", "localhost:7439/registry-5000.enix.io-5000/app"],
-    ["Reg.Example.com:5000/app:v1", "localhost:7439/reg.example.com-5000/app:v1"],
-    [`ghcr.io/org/app:v1@sha256:${HEX64}`, `localhost:7439/ghcr.io/org/app:v1@sha256:${HEX64}`],
-  ])("%s ⇄ %s", (image, proxied) => {
-    const ref = parseImageReference(image);
-    expect(toProxyImage(image, ref, 7439)).toEqual({ image: proxied });
-    expect(() => parseImageReference(proxied)).not.toThrow();
-    const back = fromProxyImage(proxied, 7439);
-    expect(back).toBeDefined();
-    expect(parseImageReference(back ?? "").canonical.toLowerCase()).toBe(ref.canonical.toLowerCase());
-  });
-
-  it.each([
-    ["localhost:5000/app", "loopback-registry"],
-    ["localhost/app", "loopback-registry"],
-    ["127.0.0.1:5000/app", "loopback-registry"],
-    ["[::1]:5000/app", "loopback-registry"],
-    ["[2001:db8::1]:5000/app", "unsupported-registry"],
-    ["registry:5000/app", "ambiguous-registry"],
-    ["MyReg/app", "ambiguous-registry"],
-    ["registry.corp-2/app", "ambiguous-registry"],
-    [`registry.example.com/${"p".repeat(240)}:1`, "name-too-long"],
-  ])("refuses %s: %s", (image, problem) => {
-    expect(toProxyImage(image, parseImageReference(image), 7439)).toEqual({ problem });
-  });
-
-  it.each(["localhost:7440/nginx", "localhost:7439/", "nginx", "localhost:74390/nginx"])(
-    "does not read %s back for port 7439",
-    image => {
-      expect(fromProxyImage(image, 7439)).toBeUndefined();
-    },
-  );
-});
-
-describe("podContainers", () => {
-  it("lists containers, then init, then ephemeral containers, with their index", () => {
-    const pod = {
-      spec: {
-        initContainers: [{ name: "i0", image: "a" }],
-        containers: [
-          { name: "c0", image: "b" },
-          { name: "c1", image: "c" },
-        ],
-        ephemeralContainers: [{ name: "e0", image: "d" }],
-      },
-    };
-    expect(podContainers(pod).map(c => [c.kind, c.index, c.container.name])).toEqual([
-      ["container", 0, "c0"],
-      ["container", 1, "c1"],
-      ["init", 0, "i0"],
-      ["ephemeral", 0, "e0"],
-    ]);
-    expect(podContainers({})).toEqual([]);
   });
 });

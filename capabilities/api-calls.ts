@@ -6,24 +6,10 @@
  * Pepr's scoped RBAC only infers `watch` for Watch/Reconcile bindings (no `list`, although every watch lists
  * first) and nothing for the calls our own code makes (pepr-notes §4.3, B2), so every rule is spelled out here.
  */
-import { DATA_PLANE } from "../bootstrap/manifests.generated";
-import { bootstrapApiCalls } from "../bootstrap/plan";
-
-/** One resource and the verbs kuik uses on it. */
-export interface ApiCall {
-  /** API group, "" for core. */
-  group: string;
-  /** Plural resource name, with `/subresource` when it applies. */
-  resource: string;
-  verbs: readonly string[];
-  /** When set, the verbs apply to these object names only. */
-  resourceNames?: readonly string[];
-  /** What uses it. */
-  why: string;
-}
-
-/** Name of the Secret holding the merged origin credentials the proxy reads (default of the setting). */
-export const DEFAULT_PROXY_CREDENTIALS_SECRET = "kuik-proxy-credentials";
+import { DATA_PLANE } from "./bootstrap/manifests.generated";
+import { bootstrapApiCalls } from "./bootstrap/plan";
+import type { ApiCall } from "./kube/api-call";
+import { DEFAULT_PROXY_CREDENTIALS_SECRET } from "./shared/watcher-config";
 
 /**
  * The calls kuik's own code and bindings make. Verbs are sorted; `create` on an object written with server-side
