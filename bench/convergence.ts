@@ -17,7 +17,7 @@
  *                                    WATCHER_NODE_OPTIONS= CPU_PROF=0 HEAP_SNAPSHOT=0
  *
  * The stock run is the shipped configuration: the watcher's own API calls go through one undici Agent
- * (capabilities/cached-images/kube-http.ts; KFC's per-call Agent, the cause of the 937 MiB of the first
+ * (capabilities/kube/http.ts; KFC's per-call Agent, the cause of the 937 MiB of the first
  * measurement, is no longer on that path, so the former PATCH=kfc-agent variant is gone) and its Node flags are
  * package.json `pepr.env` NODE_OPTIONS, which the generated Deployments carry (printed at start).
  * - WATCHER_NODE_OPTIONS: extra Node flags for the watcher, appended to the shipped ones, e.g.

@@ -1,7 +1,7 @@
 /**
  * Every Kubernetes API call kuik's module makes, in one place: the RBAC of package.json (`pepr.rbac`) is generated
  * from it, and capabilities/rbac.test.ts checks both that the built ClusterRole grants exactly this and that the
- * real KubePort (cached-images/kube-client.ts) calls nothing else.
+ * real KubePort (kube/client.ts) calls nothing else.
  *
  * Pepr's scoped RBAC only infers `watch` for Watch/Reconcile bindings (no `list`, although every watch lists
  * first) and nothing for the calls our own code makes (pepr-notes §4.3, B2), so every rule is spelled out here.

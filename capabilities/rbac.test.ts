@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { loadAllYaml } from "@kubernetes/client-node";
 import { describe, expect, it, vi } from "vitest";
 import { findComponent } from "../test/harness/control-plane";
-import type { KubeRequest, KubeTransport } from "./cached-images/kube-http";
+import type { KubeRequest, KubeTransport } from "./kube/http";
 
 // Pepr registers bindings at import time, by mode: build mode registers admission and watch bindings alike.
 vi.hoisted(() => {
@@ -25,8 +25,8 @@ vi.hoisted(() => {
 
 const { createCachedImages } = await import("./cached-images/capability");
 const { IGNORE_WATCH_EVENTS } = await import("./cached-images/controller");
-const { KubeClient } = await import("./cached-images/kube-client");
-const { PATCH_TYPES } = await import("./cached-images/kube-http");
+const { KubeClient } = await import("./kube/client");
+const { PATCH_TYPES } = await import("./kube/http");
 const { createImageRewriter } = await import("./image-rewriter/capability");
 const { compilePolicy } = await import("./image-rewriter/policy");
 const { loadConfig } = await import("./shared/config");

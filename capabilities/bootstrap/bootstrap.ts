@@ -6,7 +6,7 @@
  * watcher stops: it never stops the rest of kuik.
  */
 import type { Logger } from "pino";
-import { PATCH_TYPES, resourcePath, type KubeTransport } from "../cached-images/kube-http";
+import { PATCH_TYPES, resourcePath, type KubeTransport } from "../kube/http";
 import { CRDS, DATA_PLANE } from "./manifests.generated";
 import {
   applyRequest,

@@ -4,9 +4,9 @@
  * `objectSelector` and `reinvocationPolicy` (the same settings scripts/webhook-config.ts writes into built
  * manifests), and the API calls all of that makes, from which its RBAC is declared (capabilities/api-calls.ts).
  */
-import { PATCH_TYPES, resourcePath, type KubeRequest, type ResourceRef } from "../cached-images/kube-http";
-import type { JsonPatchOp } from "../cached-images/ports";
 import type { ApiCall } from "../kube/api-call";
+import { PATCH_TYPES, resourcePath, type KubeRequest, type ResourceRef } from "../kube/http";
+import type { JsonPatchOp } from "../kube/ports";
 import { IMAGE_CACHING_POLICY_IGNORE, LABEL_IMAGE_CACHING_POLICY } from "../shared/labels";
 
 /** A Kubernetes object to apply, as `kubectl kustomize` renders it. */

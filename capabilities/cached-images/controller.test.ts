@@ -2,9 +2,10 @@ import { beforeEach, describe, expect, it } from "vitest";
 import type { CachedImage, Repository } from "../crd";
 import { ANNOTATION_FORCE_UPDATE, FINALIZER_CACHED_IMAGE } from "../shared/labels";
 import type { WatcherConfig } from "../shared/watcher-config";
+import { FakeRegistry, FakeTime, RecordingEvents, RecordingMetrics } from "../testing/fake-registry";
+import { FakeKube, silentLog } from "../testing/fakes";
+import { managedPod } from "../testing/pods";
 import { CachedImagesController, needsReconcile } from "./controller";
-import { FakeKube, FakeRegistry, FakeTime, RecordingEvents, RecordingMetrics, silentLog } from "./fakes";
-import { managedPod } from "./test-pods";
 
 const DAY = 86_400_000;
 const NAME = "docker.io-library-nginx-1.25";
@@ -211,7 +212,7 @@ describe("CachedImagesController loops", () => {
   });
 
   it("retries a failed credentials rewrite with backoff instead of waiting for the next resync", async () => {
-    const { KubeApiError } = await import("./ports");
+    const { KubeApiError } = await import("../kube/ports");
     const controller = startController();
     await time.advance(1000); // the start-up resync writes the (empty) credentials Secret
     const writes = () => kube.calls.filter(c => c.startsWith("applySecret")).length;
@@ -244,7 +245,7 @@ describe("CachedImagesController loops", () => {
   it("retries a failed resync after the retry base delay, not a whole interval", async () => {
     kube.failures.set(
       "listCachedImages",
-      new (await import("./ports")).KubeApiError(503, "storage is (re)initializing"),
+      new (await import("../kube/ports")).KubeApiError(503, "storage is (re)initializing"),
     );
     const controller = startController();
     await time.advance(1000);

@@ -10,7 +10,9 @@
  */
 import type { Logger } from "pino";
 import type { CachedImage, Repository } from "../crd";
+import { EventRecorder, type EventSink } from "../kube/events";
 import { removeFinalizerOps } from "../kube/patch-ops";
+import type { Clock, KubePort, MetricsSink, RegistryPort, Scheduler } from "../kube/ports";
 import { normalizeDigest, readStatus } from "../shared/cached-image-status";
 import type { KuikConfig } from "../shared/config";
 import { errorMessage } from "../shared/errors";
@@ -20,11 +22,9 @@ import type { PodLike } from "../shared/pods";
 import type { WatcherConfig } from "../shared/watcher-config";
 import { cacheReference, sourceReference } from "./cache-ref";
 import { ProxyCredentialsSync, keyringForImage } from "./credentials";
-import { EventRecorder, type EventSink } from "./events";
 import { LivePods, sweepExpired } from "./expiry";
 import { hasFinalizer } from "./finalizer";
 import type { MetricsSnapshot } from "./metrics";
-import type { Clock, KubePort, MetricsSink, RegistryPort, Scheduler } from "./ports";
 import { reconcileCachedImage, type CacheDeps } from "./reconcile";
 import { maintainRepositories } from "./repositories";
 import { Tracker } from "./tracker";

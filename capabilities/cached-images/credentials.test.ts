@@ -1,14 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { Keyring, parseDockerConfig } from "../../registry-client/src/keyring";
+import { parseImageReference } from "../../registry-client/src/reference";
 import type { Repository } from "../crd";
+import { FakeKube, silentLog } from "../testing/fakes";
 import {
   effectivePullSecrets,
   ProxyCredentialsSync,
   keyringForImage,
   proxyDockerConfig,
 } from "./credentials";
-import { FakeKube, silentLog } from "./fakes";
-import { parseImageReference } from "../../registry-client/src/reference";
 
 const b64 = (s: string): string => Buffer.from(s).toString("base64");
 

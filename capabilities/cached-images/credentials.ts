@@ -14,10 +14,10 @@ import { Keyring, parsePullSecret, type DockerConfigEntry } from "../../registry
 import { parseRepositoryName } from "../../registry-client/src/reference";
 import type { Credentials, ImageReference } from "../../registry-client/src/types";
 import type { Repository } from "../crd";
+import type { KubePort } from "../kube/ports";
 import { errorMessage } from "../shared/errors";
 import { repositoryOf } from "../shared/object-names";
 import type { PullSecretRef } from "../shared/pods";
-import type { KubePort } from "./ports";
 
 /** The docker config entry of one credential. */
 type AuthEntry =

@@ -7,11 +7,11 @@
 import type { Server } from "node:http";
 import type { Logger } from "pino";
 import { startBootstrap, type Bootstrap } from "../bootstrap/bootstrap";
+import { KubeClient } from "../kube/client";
+import { loadKubeConnection } from "../kube/config";
+import { KubeHttp, type KubeTransport } from "../kube/http";
 import type { KuikSettings } from "../shared/watcher-config";
 import { CachedImagesController } from "./controller";
-import { KubeClient } from "./kube-client";
-import { loadKubeConnection } from "./kube-config";
-import { KubeHttp, type KubeTransport } from "./kube-http";
 import { KuikMetrics, serveMetrics, type BuildInfo } from "./metrics";
 import { RegistryAdapter } from "./registry-adapter";
 import { TimerScheduler } from "./scheduler";

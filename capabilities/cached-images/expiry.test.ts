@@ -1,9 +1,10 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import type { CachedImage } from "../crd";
 import { FINALIZER_CACHED_IMAGE } from "../shared/labels";
+import { FakeTime, RecordingEvents } from "../testing/fake-registry";
+import { FakeKube, silentLog } from "../testing/fakes";
+import { managedPod } from "../testing/pods";
 import { LivePods, sweepExpired, type SweepDeps } from "./expiry";
-import { FakeKube, FakeTime, RecordingEvents, silentLog } from "./fakes";
-import { managedPod } from "./test-pods";
 
 const NAME = "docker.io-library-nginx-1.25";
 
@@ -99,7 +100,7 @@ describe("sweepExpired", () => {
   });
 
   it("reports a failed delete as ExpiringFailed", async () => {
-    kube.failures.set("deleteCachedImage", new (await import("./ports")).KubeApiError(500, "boom"));
+    kube.failures.set("deleteCachedImage", new (await import("../kube/ports")).KubeApiError(500, "boom"));
     const result = await sweepExpired([expiring(NAME, { expiresAt: PAST })], deps);
     expect(result.deleted).toEqual([]);
     expect(events.reasons()).toEqual(["Expiring", "ExpiringFailed"]);

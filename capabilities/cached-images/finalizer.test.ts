@@ -2,9 +2,10 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { RegistryError } from "../../registry-client/src/errors";
 import { Keyring } from "../../registry-client/src/keyring";
 import type { CachedImage } from "../crd";
+import { KubeApiError } from "../kube/ports";
 import { FINALIZER_CACHED_IMAGE } from "../shared/labels";
-import { FakeKube, FakeRegistry, FakeTime, RecordingEvents, RecordingMetrics, silentLog } from "./fakes";
-import { KubeApiError } from "./ports";
+import { FakeRegistry, FakeTime, RecordingEvents, RecordingMetrics } from "../testing/fake-registry";
+import { FakeKube, silentLog } from "../testing/fakes";
 import { reconcileCachedImage, type CacheDeps } from "./reconcile";
 
 const NAME = "docker.io-library-nginx-1.25";

@@ -11,13 +11,13 @@
  */
 import { isRegistryError } from "../../registry-client/src/errors";
 import type { CachedImage } from "../crd";
+import { involved } from "../kube/events";
 import { removeFinalizerOps } from "../kube/patch-ops";
+import { isConflict, type JsonPatchOp } from "../kube/ports";
 import { normalizeDigest, readStatus, readyCondition } from "../shared/cached-image-status";
 import { errorMessage } from "../shared/errors";
 import { FINALIZER_CACHED_IMAGE } from "../shared/labels";
 import { cacheReference, sourceReference } from "./cache-ref";
-import { involved } from "./events";
-import { isConflict, type JsonPatchOp } from "./ports";
 import type { CacheDeps, PassResult } from "./reconcile-deps";
 import { retryDelayMs, statusPatch } from "./status";
 

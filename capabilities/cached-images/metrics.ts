@@ -6,7 +6,7 @@
 import { createServer, type Server } from "node:http";
 import type { Logger } from "pino";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { MetricsSink } from "./ports";
+import type { MetricsSink } from "../kube/ports";
 
 const PREFIX = "kube_image_keeper_controller_";
 

@@ -2,8 +2,8 @@
 import type { Logger } from "pino";
 import type { Keyring } from "../../registry-client/src/keyring";
 import type { ImageReference } from "../../registry-client/src/types";
-import type { EventSink } from "./events";
-import type { Clock, KubePort, MetricsSink, RegistryPort } from "./ports";
+import type { EventSink } from "../kube/events";
+import type { Clock, KubePort, MetricsSink, RegistryPort } from "../kube/ports";
 
 /** Settings of a pass. */
 export interface CacheSettings {

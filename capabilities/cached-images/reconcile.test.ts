@@ -3,7 +3,8 @@ import { Keyring } from "../../registry-client/src/keyring";
 import type { CachedImage } from "../crd";
 import type { CacheStatus } from "../shared/cached-image-status";
 import { ANNOTATION_FORCE_UPDATE, FINALIZER_CACHED_IMAGE } from "../shared/labels";
-import { FakeKube, FakeRegistry, FakeTime, RecordingEvents, RecordingMetrics, silentLog } from "./fakes";
+import { FakeRegistry, FakeTime, RecordingEvents, RecordingMetrics } from "../testing/fake-registry";
+import { FakeKube, silentLog } from "../testing/fakes";
 import { reconcileCachedImage, type CacheDeps } from "./reconcile";
 import { retryDelayMs } from "./status";
 

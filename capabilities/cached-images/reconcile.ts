@@ -11,14 +11,14 @@
 import type { Keyring } from "../../registry-client/src/keyring";
 import type { ImageReference } from "../../registry-client/src/types";
 import type { CachedImage } from "../crd";
+import { involved, type EventSpec } from "../kube/events";
 import { annotationPath } from "../kube/patch-ops";
+import type { CopyOutcome, ManifestInfo } from "../kube/ports";
 import { normalizeDigest, readStatus, readyCondition, type CacheStatus } from "../shared/cached-image-status";
 import { errorMessage } from "../shared/errors";
 import { ANNOTATION_FORCE_UPDATE, FORCE_UPDATE_VALUE } from "../shared/labels";
 import { cacheReference, sourceReference } from "./cache-ref";
-import { involved, type EventSpec } from "./events";
 import { addFinalizerOps, finalizeCachedImage, hasFinalizer } from "./finalizer";
-import type { CopyOutcome, ManifestInfo } from "./ports";
 import { ProgressReporter } from "./progress";
 import type { CacheDeps, PassResult } from "./reconcile-deps";
 import { retryDelayMs, statusPatch } from "./status";

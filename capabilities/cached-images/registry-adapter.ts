@@ -14,7 +14,7 @@ import { isRegistryError } from "../../registry-client/src/errors";
 import type { Keyring } from "../../registry-client/src/keyring";
 import { deleteManifest, headManifest } from "../../registry-client/src/manifests";
 import type { Credentials, ImageReference } from "../../registry-client/src/types";
-import type { CopyOutcome, ManifestInfo, RegistryPort } from "./ports";
+import type { CopyOutcome, ManifestInfo, RegistryPort } from "../kube/ports";
 
 /** The settings {@link RegistryAdapter} reads (a `KuikConfig` fits). */
 export interface RegistryAdapterConfig {

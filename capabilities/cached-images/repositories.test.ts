@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { CachedImage, Repository } from "../crd";
 import { ANNOTATION_FORCE_UPDATE } from "../shared/labels";
-import { FakeKube, FakeTime, silentLog } from "./fakes";
+import { FakeTime } from "../testing/fake-registry";
+import { FakeKube, silentLog } from "../testing/fakes";
 import { maintainRepositories, parseGoDuration, refreshTargets } from "./repositories";
 
 const image = (name: string, sourceImage: string, phase?: string): CachedImage =>

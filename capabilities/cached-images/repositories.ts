@@ -7,12 +7,12 @@
 import type { Logger } from "pino";
 import type { CachedImage, Repository } from "../crd";
 import { annotationPath } from "../kube/patch-ops";
+import type { Clock, JsonPatchOp, KubePort } from "../kube/ports";
 import { readStatus, readyCondition, sameJson, type WireCondition } from "../shared/cached-image-status";
 import { compileImageRegex } from "../shared/config";
 import { errorMessage } from "../shared/errors";
 import { ANNOTATION_FORCE_UPDATE, FORCE_UPDATE_VALUE } from "../shared/labels";
 import { repositoryOf } from "../shared/object-names";
-import type { Clock, JsonPatchOp, KubePort } from "./ports";
 
 const UNIT_MS: Record<string, number> = {
   ns: 1e-6,

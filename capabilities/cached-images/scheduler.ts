@@ -1,5 +1,5 @@
 /** The real {@link Scheduler}: Node timers, held by the instance so {@link TimerScheduler.stop} clears them all. */
-import type { Scheduler } from "./ports";
+import type { Scheduler } from "../kube/ports";
 
 /** See the file comment. */
 export class TimerScheduler implements Scheduler {

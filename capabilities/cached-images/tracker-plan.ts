@@ -34,7 +34,7 @@ export interface CachedImageApply {
   labels: Record<string, string>;
 }
 
-/** A server-side apply of a Repository; `pullSecrets` absent: only make sure it exists (a create, see ports.ts). */
+/** A server-side apply of a Repository; `pullSecrets` absent: only make sure it exists (a create, see kube/ports.ts). */
 export interface RepositoryApply {
   objectName: string;
   name: string;

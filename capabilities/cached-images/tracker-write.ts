@@ -6,9 +6,9 @@
 import type { Logger } from "pino";
 import type { CachedImage } from "../crd";
 import { expiryOps } from "../expiry/rules";
+import type { KubePort } from "../kube/ports";
 import { errorMessage } from "../shared/errors";
 import { usedByStatus } from "./desired";
-import type { KubePort } from "./ports";
 import type { TrackingPlan } from "./tracker-plan";
 
 /** The state {@link writePlan} reads and updates. */

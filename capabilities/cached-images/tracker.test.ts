@@ -1,8 +1,9 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import type { CachedImage, Repository } from "../crd";
 import { LABEL_REPOSITORY } from "../shared/labels";
-import { FakeKube, FakeTime, settle, silentLog } from "./fakes";
-import { managedPod } from "./test-pods";
+import { FakeTime, settle } from "../testing/fake-registry";
+import { FakeKube, silentLog } from "../testing/fakes";
+import { managedPod } from "../testing/pods";
 import { Tracker } from "./tracker";
 
 const DAY = 86_400_000;

@@ -10,6 +10,7 @@
  */
 import type { Logger } from "pino";
 import type { CachedImage, Repository } from "../crd";
+import type { Clock, KubePort, Scheduler } from "../kube/ports";
 import { errorMessage } from "../shared/errors";
 import {
   ANNOTATION_PREFIX_ORIGINAL_EPHEMERAL_IMAGE,
@@ -19,7 +20,6 @@ import {
 import { namespacedName } from "../shared/pod-images";
 import type { ContainerLike, PodLike, ServiceAccountLike } from "../shared/pods";
 import { ObservedMap, resourceVersionOf } from "./observed";
-import type { Clock, KubePort, Scheduler } from "./ports";
 import { planTracking, type TrackingPlan } from "./tracker-plan";
 import { writePlan } from "./tracker-write";
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { FakeTime, silentLog } from "./fakes";
+import { FakeTime } from "../testing/fake-registry";
+import { silentLog } from "../testing/fakes";
 import { WorkQueue } from "./work-queue";
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {

@@ -7,7 +7,7 @@
  * callback only feeds this queue, and the worker always reads the object fresh.
  */
 import type { Logger } from "pino";
-import type { Scheduler } from "./ports";
+import type { Scheduler } from "../kube/ports";
 
 /** Options of {@link WorkQueue}. */
 export interface WorkQueueOptions {

@@ -3,7 +3,7 @@
  * decision, and when an expired image must be deleted. Tracking applies {@link computeExpiry}; the sweep
  * (sweep.ts) applies {@link shouldDelete}.
  */
-import type { JsonPatchOp } from "../cached-images/ports";
+import type { JsonPatchOp } from "../kube/ports";
 
 /** The CachedImage fields the expiry rules read (a generated `CachedImage` fits). */
 export interface ExpiringImage {

@@ -1,5 +1,5 @@
 /** JSON Patch operations kuik builds for any object: finalizer removal, annotation paths. */
-import type { JsonPatchOp } from "../cached-images/ports";
+import type { JsonPatchOp } from "./ports";
 
 /** JSON Patch removing `finalizer` at its current index, guarded by a `test` of that index. */
 export function removeFinalizerOps(

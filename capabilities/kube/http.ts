@@ -8,8 +8,8 @@
  * (bench/README.md, "convergence"). Here connections are bounded and reused.
  */
 import { Agent } from "undici";
+import type { KubeConnection } from "./config";
 import { KubeApiError } from "./ports";
-import type { KubeConnection } from "./kube-config";
 
 /** HTTP methods the watcher uses. */
 export type KubeMethod = "GET" | "POST" | "PATCH" | "DELETE";

@@ -1,6 +1,6 @@
 /**
- * {@link KubePort} over a {@link KubeTransport} (kube-http.ts: one undici Agent per process), not KFC's `K8s`, which
- * opens a new TLS connection for every call (see kube-http.ts). The requests are the ones KFC 3.11.6 sent, so
+ * {@link KubePort} over a {@link KubeTransport} (http.ts: one undici Agent per process), not KFC's `K8s`, which
+ * opens a new TLS connection for every call (see http.ts). The requests are the ones KFC 3.11.6 sent, so
  * objects written before keep their field ownership: server-side apply as field manager `pepr` with
  * `fieldValidation=Strict`, JSON Patch, merge patch of the `status` subresource holding only `status`, deletes
  * that ignore 404. capabilities/rbac.test.ts runs every method against a recording transport and checks each
@@ -10,7 +10,7 @@ import type { PullSecret } from "../../registry-client/src/keyring";
 import type { CachedImage, Repository } from "../crd";
 import { KUIK_GROUP, KUIK_VERSION, LABEL_MANAGED } from "../shared/labels";
 import type { PodLike, PullSecretRef, ServiceAccountLike } from "../shared/pods";
-import { PATCH_TYPES, resourcePath, type KubeTransport, type ResourceRef } from "./kube-http";
+import { PATCH_TYPES, resourcePath, type KubeTransport, type ResourceRef } from "./http";
 import {
   KubeApiError,
   type DockerConfigSecret,

@@ -5,17 +5,16 @@
 import { pino, type Logger } from "pino";
 import type { PullSecret } from "../../registry-client/src/keyring";
 import type { CachedImage, Repository } from "../crd";
-import type { PodLike, PullSecretRef, ServiceAccountLike } from "../shared/pods";
-import { applyJsonPatch, mergePatch } from "./fake-patch";
 import {
   KubeApiError,
   type DockerConfigSecret,
   type JsonPatchOp,
   type KubeEvent,
   type KubePort,
-} from "./ports";
+} from "../kube/ports";
+import type { PodLike, PullSecretRef, ServiceAccountLike } from "../shared/pods";
+import { applyJsonPatch, mergePatch } from "./fake-patch";
 
-export { FakeRegistry, FakeTime, RecordingEvents, RecordingMetrics, settle } from "./fake-registry";
 
 /** Kinds the fake API server delivers watch events for. */
 export type WatchedKind = "Pod" | "CachedImage" | "Repository";

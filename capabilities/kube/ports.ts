@@ -1,7 +1,7 @@
 /**
  * The ports the watcher logic talks through: Kubernetes, the registries, time. deps.ts wires the real ones
- * (kube-client.ts over one kube-http.ts transport, registry-client, timers); tests pass the in-memory fakes of
- * fakes.ts. Nothing here imports Pepr.
+ * (client.ts over one http.ts transport, registry-client, timers); tests pass the in-memory fakes of
+ * capabilities/testing/. Nothing here imports Pepr.
  */
 import type { CopyProgress } from "../../registry-client/src/copy";
 import type { Keyring, PullSecret } from "../../registry-client/src/keyring";
@@ -81,7 +81,7 @@ export interface KubePort {
 
 /**
  * A failed Kubernetes API call: the HTTP status (0 when no response was received) and the API server's Status
- * message (kube-http.ts).
+ * message (http.ts).
  */
 export class KubeApiError extends Error {
   readonly code = "KUBE_API_ERROR";

@@ -1,5 +1,5 @@
 /** JSON Patch (RFC 6902) and JSON Merge Patch (RFC 7386) for the fake API server of fakes.ts. */
-import { KubeApiError, type JsonPatchOp } from "./ports";
+import { KubeApiError, type JsonPatchOp } from "../kube/ports";
 
 function unescape(token: string): string {
   return token.replace(/~1/g, "/").replace(/~0/g, "~");

@@ -3,8 +3,8 @@
  */
 import { RegistryError } from "../../registry-client/src/errors";
 import type { ImageReference } from "../../registry-client/src/types";
-import type { EventSink, EventSpec, InvolvedObject } from "./events";
-import type { Clock, CopyOutcome, ManifestInfo, MetricsSink, RegistryPort, Scheduler } from "./ports";
+import type { EventSink, EventSpec, InvolvedObject } from "../kube/events";
+import type { Clock, CopyOutcome, ManifestInfo, MetricsSink, RegistryPort, Scheduler } from "../kube/ports";
 
 /** Clock and scheduler in one: timers fire when {@link FakeTime.advance} passes them. */
 export class FakeTime implements Clock, Scheduler {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { errorFromResponse, requestTarget, resourcePath } from "./kube-http";
+import { errorFromResponse, requestTarget, resourcePath } from "./http";
 import { KubeApiError } from "./ports";
 
 describe("resourcePath", () => {

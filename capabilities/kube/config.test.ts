@@ -3,12 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import {
-  connectionFromKubeConfig,
-  KubeConfigError,
-  TOKEN_REFRESH_MS,
-  tokenFileCredentials,
-} from "./kube-config";
+import { connectionFromKubeConfig, KubeConfigError, TOKEN_REFRESH_MS, tokenFileCredentials } from "./config";
 
 const dir = mkdtempSync(join(tmpdir(), "kuik-kube-config-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

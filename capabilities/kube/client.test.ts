@@ -4,8 +4,8 @@
  * keep their field ownership. test/e2e/kube-client.e2e.test.ts runs them against the real API server.
  */
 import { describe, expect, it } from "vitest";
-import { KubeClient, LIST_PAGE_SIZE } from "./kube-client";
-import type { KubeRequest, KubeTransport } from "./kube-http";
+import { KubeClient, LIST_PAGE_SIZE } from "./client";
+import type { KubeRequest, KubeTransport } from "./http";
 import { KubeApiError } from "./ports";
 
 /** A transport answering from `answer`, recording the requests. */
