@@ -10,6 +10,7 @@
  */
 import type { Logger } from "pino";
 import type { CachedImage, Repository } from "../crd";
+import { LivePods, sweepExpired } from "../expiry/sweep";
 import { EventRecorder, type EventSink } from "../kube/events";
 import { removeFinalizerOps } from "../kube/patch-ops";
 import type { Clock, KubePort, MetricsSink, RegistryPort, Scheduler } from "../kube/ports";
@@ -20,14 +21,13 @@ import { ANNOTATION_FORCE_UPDATE, FINALIZER_REPOSITORY, FORCE_UPDATE_VALUE } fro
 import { podImages } from "../shared/pod-images";
 import type { PodLike } from "../shared/pods";
 import type { WatcherConfig } from "../shared/watcher-config";
+import { Tracker } from "../tracking/tracker";
 import { cacheReference, sourceReference } from "./cache-ref";
 import { ProxyCredentialsSync, keyringForImage } from "./credentials";
-import { LivePods, sweepExpired } from "./expiry";
 import { hasFinalizer } from "./finalizer";
 import type { MetricsSnapshot } from "./metrics";
 import { reconcileCachedImage, type CacheDeps } from "./reconcile";
 import { maintainRepositories } from "./repositories";
-import { Tracker } from "./tracker";
 import { WorkQueue } from "./work-queue";
 
 /** What the bindings call. Phases are KFC's `WatchPhase` values (`ADDED`, `MODIFIED`, `DELETED`). */

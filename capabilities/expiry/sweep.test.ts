@@ -4,7 +4,7 @@ import { FINALIZER_CACHED_IMAGE } from "../shared/labels";
 import { FakeTime, RecordingEvents } from "../testing/fake-registry";
 import { FakeKube, silentLog } from "../testing/fakes";
 import { managedPod } from "../testing/pods";
-import { LivePods, sweepExpired, type SweepDeps } from "./expiry";
+import { LivePods, sweepExpired, type SweepDeps } from "./sweep";
 
 const NAME = "docker.io-library-nginx-1.25";
 

@@ -9,7 +9,7 @@ import { expiryOps } from "../expiry/rules";
 import type { KubePort } from "../kube/ports";
 import { errorMessage } from "../shared/errors";
 import { usedByStatus } from "./desired";
-import type { TrackingPlan } from "./tracker-plan";
+import type { TrackingPlan } from "./plan";
 
 /** The state {@link writePlan} reads and updates. */
 export interface WriteContext {

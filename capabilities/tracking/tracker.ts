@@ -20,8 +20,8 @@ import {
 import { namespacedName } from "../shared/pod-images";
 import type { ContainerLike, PodLike, ServiceAccountLike } from "../shared/pods";
 import { ObservedMap, resourceVersionOf } from "./observed";
-import { planTracking, type TrackingPlan } from "./tracker-plan";
-import { writePlan } from "./tracker-write";
+import { planTracking, type TrackingPlan } from "./plan";
+import { writePlan } from "./write";
 
 /** What the tracker needs. */
 export interface TrackerDeps {

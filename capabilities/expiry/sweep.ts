@@ -6,12 +6,12 @@
  */
 import type { Logger } from "pino";
 import type { CachedImage } from "../crd";
-import { shouldDelete } from "../expiry/rules";
 import { involved, type EventSink } from "../kube/events";
 import { KubeApiError, type Clock, type KubePort } from "../kube/ports";
 import { errorMessage } from "../shared/errors";
 import { desiredCachedImages, type DesiredCachedImages } from "../shared/pod-images";
 import type { PodLike } from "../shared/pods";
+import { shouldDelete } from "./rules";
 
 /** Fresh pod lists, shared by callers within `maxAgeMs` (one list per sweep, not one per image). */
 export class LivePods {
