@@ -23,8 +23,8 @@ vi.hoisted(() => {
   process.env.LOG_LEVEL ??= "warn";
 });
 
-const { createCachedImages } = await import("./cached-images/capability");
-const { IGNORE_WATCH_EVENTS } = await import("./cached-images/controller");
+const { createCachedImages } = await import("./watcher/capability");
+const { IGNORE_WATCH_EVENTS } = await import("./watcher/controller");
 const { KubeClient } = await import("./kube/client");
 const { PATCH_TYPES } = await import("./kube/http");
 const { createImageRewriter } = await import("./image-rewriter/capability");

@@ -1,3 +1,4 @@
+// capabilities/bootstrap/: the optional start-up install of kuik's CRDs and data plane.
 /**
  * The watcher's bootstrap (KUIK_BOOTSTRAP=true, `KuikConfig.bootstrap`, the `npx pepr deploy` install, docs/install.md §3): once at start,
  * server-side apply kuik's CRDs (waiting until they are Established), then the kuik-system data plane of

@@ -1,3 +1,4 @@
+// capabilities/expiry/: when an unused image expires (rules.ts) and its deletion (sweep.ts).
 /**
  * Deletion of expired CachedImages. The tracker sets `spec.expiresAt` on unused, unretained images and clears it
  * when they are used again; the sweep deletes the ones past it. Right before deleting, the users are counted

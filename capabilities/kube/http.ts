@@ -1,6 +1,6 @@
 /**
  * The watcher's REST transport to the Kubernetes API: ONE undici Agent for the whole process, built by the
- * composition root (deps.ts) and injected into {@link KubeClient}.
+ * composition root (watcher/runtime.ts) and injected into {@link KubeClient}.
  *
  * Why not KFC (`K8s`, re-exported by Pepr): kubernetes-fluent-client 3.11.6 builds a new KubeConfig and a new undici
  * Agent with a 600 s keep-alive for every API call (`k8sCfg` / `getHTTPSAgent` in its dist/fluent/utils.js). While

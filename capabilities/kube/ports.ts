@@ -1,6 +1,7 @@
+// capabilities/kube/: the watcher's Kubernetes client and the ports every concern talks through.
 /**
- * The ports the watcher logic talks through: Kubernetes, the registries, time. deps.ts wires the real ones
- * (client.ts over one http.ts transport, registry-client, timers); tests pass the in-memory fakes of
+ * The ports the watcher logic talks through: Kubernetes, the registries, time, metrics. watcher/runtime.ts wires
+ * the real ones (client.ts over one http.ts transport, registry-client, timers); tests pass the in-memory fakes of
  * capabilities/testing/. Nothing here imports Pepr.
  */
 import type { CopyProgress } from "../../registry-client/src/copy";

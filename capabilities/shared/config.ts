@@ -1,3 +1,4 @@
+// capabilities/shared/: configuration, keys, names and Pod shapes used by every folder.
 /**
  * kuik's configuration, read once at startup from environment variables named after kuik v1's Helm values
  * (`cachedImagesExpiryDelay` → `KUIK_CACHED_IMAGES_EXPIRY_DELAY`, see {@link ENV}). {@link loadConfig} checks

@@ -1,3 +1,4 @@
+// capabilities/testing/: in-memory fakes of the ports, imported by `*.test.ts` files only.
 /**
  * In-memory stand-ins of the ports for unit tests (no Pepr mocking): an API server that applies JSON Patch,
  * merge patch and finalizer semantics, registries, and a clock whose timers run when the test advances time.
@@ -14,7 +15,6 @@ import {
 } from "../kube/ports";
 import type { PodLike, PullSecretRef, ServiceAccountLike } from "../shared/pods";
 import { applyJsonPatch, mergePatch } from "./fake-patch";
-
 
 /** Kinds the fake API server delivers watch events for. */
 export type WatchedKind = "Pod" | "CachedImage" | "Repository";

@@ -1,3 +1,4 @@
+// capabilities/tracking/: which pods use which images, and the CachedImages that follow.
 /**
  * Tracking: which pods use which images, kept in memory from the Pod watch, and the CachedImages, Repositories and
  * `status.usedBy` that follow from it ({@link planTracking}).

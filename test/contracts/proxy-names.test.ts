@@ -4,7 +4,7 @@
  * operator copies it to.
  */
 import { describe, expect, it } from "vitest";
-import { cacheReference } from "../../capabilities/cached-images/cache-ref";
+import { cacheReference } from "../../capabilities/caching/cache-reference";
 import { toProxyImage } from "../../capabilities/shared/proxy-image";
 import { decodeName } from "../../proxy/src/names";
 import { parseImageReference } from "../../registry-client/src/reference";

@@ -1,3 +1,4 @@
+// capabilities/caching/: one caching pass per CachedImage, its status, and kuik's finalizer.
 /**
  * One caching pass over a CachedImage, read fresh: add kuik's finalizer, check the cache registry (HEAD), copy
  * from the origin when the image is missing, stale or a refresh is asked for, and write the outcome as ONE status
@@ -17,13 +18,13 @@ import type { CopyOutcome, ManifestInfo } from "../kube/ports";
 import { normalizeDigest, readStatus, readyCondition, type CacheStatus } from "../shared/cached-image-status";
 import { errorMessage } from "../shared/errors";
 import { ANNOTATION_FORCE_UPDATE, FORCE_UPDATE_VALUE } from "../shared/labels";
-import { cacheReference, sourceReference } from "./cache-ref";
+import type { CacheDeps, PassResult } from "./cache-deps";
+import { cacheReference, sourceReference } from "./cache-reference";
 import { addFinalizerOps, finalizeCachedImage, hasFinalizer } from "./finalizer";
 import { ProgressReporter } from "./progress";
-import type { CacheDeps, PassResult } from "./reconcile-deps";
 import { retryDelayMs, statusPatch } from "./status";
 
-export type { CacheDeps, PassResult } from "./reconcile-deps";
+export type { CacheDeps, PassResult } from "./cache-deps";
 
 /** A pass's result before it is written. */
 interface Step {

@@ -3,7 +3,7 @@ import type { CachedImage, Repository } from "../crd";
 import { ANNOTATION_FORCE_UPDATE } from "../shared/labels";
 import { FakeTime } from "../testing/fake-registry";
 import { FakeKube, silentLog } from "../testing/fakes";
-import { maintainRepositories, parseGoDuration, refreshTargets } from "./repositories";
+import { maintainRepositories, parseGoDuration, refreshTargets } from "./maintenance";
 
 const image = (name: string, sourceImage: string, phase?: string): CachedImage =>
   ({

@@ -1,3 +1,4 @@
+// capabilities/watcher/: the watcher's wiring; the only folder that composes the concerns.
 /**
  * The watcher: receives the binding events, owns the tracker, the caching work queue and the periodic loops, and
  * builds each pass's dependencies. All state lives in this instance (no module globals); every dependency is
@@ -9,11 +10,16 @@
  * maintenance every `sweepIntervalMs`.
  */
 import type { Logger } from "pino";
+import { cacheReference, sourceReference } from "../caching/cache-reference";
+import { hasFinalizer } from "../caching/finalizer";
+import { reconcileCachedImage, type CacheDeps } from "../caching/reconcile";
 import type { CachedImage, Repository } from "../crd";
 import { LivePods, sweepExpired } from "../expiry/sweep";
 import { EventRecorder, type EventSink } from "../kube/events";
 import { removeFinalizerOps } from "../kube/patch-ops";
 import type { Clock, KubePort, MetricsSink, RegistryPort, Scheduler } from "../kube/ports";
+import { ProxyCredentialsSync, keyringForImage } from "../repositories/credentials";
+import { maintainRepositories } from "../repositories/maintenance";
 import { normalizeDigest, readStatus } from "../shared/cached-image-status";
 import type { KuikConfig } from "../shared/config";
 import { errorMessage } from "../shared/errors";
@@ -22,12 +28,7 @@ import { podImages } from "../shared/pod-images";
 import type { PodLike } from "../shared/pods";
 import type { WatcherConfig } from "../shared/watcher-config";
 import { Tracker } from "../tracking/tracker";
-import { cacheReference, sourceReference } from "./cache-ref";
-import { ProxyCredentialsSync, keyringForImage } from "./credentials";
-import { hasFinalizer } from "./finalizer";
 import type { MetricsSnapshot } from "./metrics";
-import { reconcileCachedImage, type CacheDeps } from "./reconcile";
-import { maintainRepositories } from "./repositories";
 import { WorkQueue } from "./work-queue";
 
 /** What the bindings call. Phases are KFC's `WatchPhase` values (`ADDED`, `MODIFIED`, `DELETED`). */

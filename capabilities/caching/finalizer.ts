@@ -17,8 +17,8 @@ import { isConflict, type JsonPatchOp } from "../kube/ports";
 import { normalizeDigest, readStatus, readyCondition } from "../shared/cached-image-status";
 import { errorMessage } from "../shared/errors";
 import { FINALIZER_CACHED_IMAGE } from "../shared/labels";
-import { cacheReference, sourceReference } from "./cache-ref";
-import type { CacheDeps, PassResult } from "./reconcile-deps";
+import type { CacheDeps, PassResult } from "./cache-deps";
+import { cacheReference, sourceReference } from "./cache-reference";
 import { retryDelayMs, statusPatch } from "./status";
 
 /** One cleanup step: resolves with a note for the `CleanedUp` event, rejects to keep the finalizer. */

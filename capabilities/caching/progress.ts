@@ -5,7 +5,7 @@
  */
 import type { CopyProgress } from "../../registry-client/src/copy";
 import type { CachedImage } from "../crd";
-import type { CacheDeps } from "./reconcile-deps";
+import type { CacheDeps } from "./cache-deps";
 
 /** See the file comment. */
 export class ProgressReporter {

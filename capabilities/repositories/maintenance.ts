@@ -1,3 +1,4 @@
+// capabilities/repositories/: Repository status and refreshes, registry credentials.
 /**
  * Repository maintenance, run with the expiry sweep: `status` (image count, phase, Ready condition) from the
  * CachedImages of each Repository, and the periodic refresh of mutable tags (`spec.updateInterval` +
