@@ -1,6 +1,6 @@
 /**
  * Admission latency benchmark (issue #5): kuik's webhook as it ships (`dist/pepr-kuik.cjs`, PEPR_WATCH_MODE=false,
- * HTTPS) answering realistic Pod CREATE AdmissionReviews (3 containers + 1 init, ≈7 KB, as pepr-notes §13) at a
+ * HTTPS) answering realistic Pod CREATE AdmissionReviews (3 containers + 1 init, ≈7 KB) at a
  * FIXED rate, open loop: request i is due at t0 + i/RATE and its latency is measured from that due time, so a slow
  * server is charged for the queue it causes (no coordinated omission). One keep-alive undici Pool per server.
  *

@@ -4,7 +4,7 @@
  * real KubePort (kube/client.ts) calls nothing else.
  *
  * Pepr's scoped RBAC only infers `watch` for Watch/Reconcile bindings (no `list`, although every watch lists
- * first) and nothing for the calls our own code makes (pepr-notes §4.3, B2), so every rule is spelled out here.
+ * first) and nothing for the calls our own code makes (docs/limitations.md, B2), so every rule is spelled out here.
  */
 import { DATA_PLANE } from "./bootstrap/manifests.generated";
 import { bootstrapApiCalls } from "./bootstrap/plan";

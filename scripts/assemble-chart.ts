@@ -28,11 +28,11 @@ export class ChartAssemblyError extends Error {
   readonly code = "CHART_ASSEMBLY";
 }
 
-/** The expression Pepr's generator put in place of every "10" of the webhook (pepr-notes B1). */
+/** The expression Pepr's generator put in place of every "10" of the webhook (docs/limitations.md B1). */
 export const TIMEOUT_EXPR = "{{ .Values.admission.webhookTimeout }}";
 
 /**
- * Undoes pepr-notes B1: Pepr generates the webhook template by replacing EVERY "10" of the YAML with the timeout
+ * Undoes docs/limitations.md B1: Pepr generates the webhook template by replacing EVERY "10" of the YAML with the timeout
  * expression, so a base64 `caBundle` or the random `/mutate/<hex>` path that contained "10" changes with
  * `admission.webhookTimeout`. The expression is legitimate on the `timeoutSeconds:` line only; everywhere else it
  * stood for the text "10".

@@ -5,7 +5,7 @@
  * removal patch has no `test`). The same key as kuik v1 means objects v1 created are cleaned up too.
  *
  * Cleanup is a table of idempotent steps; a pass may run any number of times (Pepr and the API server re-deliver
- * events of terminating objects, pepr-notes B5): a manifest already gone (404) counts as removed, and the
+ * events of terminating objects, docs/limitations.md B5): a manifest already gone (404) counts as removed, and the
  * finalizer is removed last, with a `test` guarding its index. Any failing step keeps the finalizer, records
  * `CleanupFailed`, and the pass is retried with backoff.
  */
@@ -131,7 +131,7 @@ export function hasFinalizer(ci: CachedImage): boolean {
 
 /**
  * JSON Patch adding kuik's finalizer, guarded by a `test` so a concurrent change of the finalizer list fails
- * (422) instead of being overwritten (Pepr's own finalizer patch has no such guard, pepr-notes B5).
+ * (422) instead of being overwritten (Pepr's own finalizer patch has no such guard, docs/limitations.md B5).
  */
 export function addFinalizerOps(ci: CachedImage): JsonPatchOp[] {
   const finalizers = (ci.metadata?.finalizers as string[] | undefined) ?? [];

@@ -3,7 +3,7 @@
  * One caching pass over a CachedImage, read fresh: add kuik's finalizer, check the cache registry (HEAD), copy
  * from the origin when the image is missing, stale or a refresh is asked for, and write the outcome as ONE status
  * patch (plus throttled progress patches during a copy, see progress.ts). Failures set `ErrImagePull`,
- * `retryCount`, `nextRetry` and `lastError`; the caller requeues at `nextRetry` (Pepr never retries, §8.2).
+ * `retryCount`, `nextRetry` and `lastError`; the caller requeues at `nextRetry` (Pepr never retries a failed Reconcile).
  *
  * Copy decision, in order: retry backoff not elapsed (and no forced refresh) → wait; cached with the digest the
  * status claims → Ready (no copy); forced refresh (`cachedimage.kuik.enix.io/forceUpdate` or a Repository

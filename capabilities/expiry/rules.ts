@@ -46,7 +46,7 @@ export function computeExpiry(
 /**
  * Whether a CachedImage must be deleted now: expired, not retained, not already being deleted, and used by no
  * pod according to `liveUsedByCount`. That count must be taken at deletion time from the live pods, never from
- * `status.usedBy` or an earlier pass: v1 deleted images that had become used again (Appendix B #5, issue #540).
+ * `status.usedBy` or an earlier pass: v1 deleted images that had become used again (kube-image-keeper issue #540; docs/v1-differences.md B5).
  */
 export function shouldDelete(ci: ExpiringImage, liveUsedByCount: number, now: Date): boolean {
   if (isSet(ci.metadata?.deletionTimestamp)) return false;

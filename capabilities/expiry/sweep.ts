@@ -3,7 +3,7 @@
  * Deletion of expired CachedImages. The tracker sets `spec.expiresAt` on unused, unretained images and clears it
  * when they are used again; the sweep deletes the ones past it. Right before deleting, the users are counted
  * again from a FRESH list of pods (never the watch cache, never `status.usedBy`): kuik v1 deleted images that had
- * become used again (Appendix B #5, issue #540). The finalizer counts once more before removing the manifest.
+ * become used again (kube-image-keeper issue #540; docs/v1-differences.md B5). The finalizer counts once more before removing the manifest.
  */
 import type { Logger } from "pino";
 import type { CachedImage } from "../crd";

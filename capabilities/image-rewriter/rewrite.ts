@@ -12,7 +12,7 @@
  * 2. UPDATE that did not change this container's image → `unchanged-on-update`: an UPDATE can only change
  *    `image` fields, and rewriting an unchanged image (after a config change, say) would restart it.
  * 3. Already `localhost:<our port>/…` → kept, original recorded if missing (re-admission is idempotent).
- *    `localhost:<other port>/…` is a genuine node-local registry, not ours (fixes Appendix B #7), see 8.
+ *    `localhost:<other port>/…` is a genuine node-local registry, not ours (fixes docs/v1-differences.md B7), see 8.
  * 4. `imagePullPolicy: Never` → `pull-policy-never` (the image must be on the node under its own name).
  * 5. Not an image reference → `invalid-reference` (reported, never rewritten).
  * 6. Pulled `Always` while `ignorePullPolicyAlways` (default true) → `pull-policy-always`. The API server

@@ -9,7 +9,7 @@ import type { CachedImage } from "../crd";
 import { KUIK_GROUP, KUIK_VERSION } from "../shared/labels";
 import type { Clock, KubeEvent, KubePort } from "./ports";
 
-/** Event reasons (kuik v1's, `docs/kuik-v1-reference.md` §3.4). */
+/** Event reasons (kube-image-keeper v1's). */
 export type EventReason =
   | "Caching"
   | "Cached"

@@ -45,7 +45,7 @@ export interface RepositoryStatusWire {
   observedGeneration?: number;
 }
 
-/** Repository status from its CachedImages (kuik v1 §3.6 step 4). */
+/** Repository status from its CachedImages (as kube-image-keeper v1 computes it). */
 export function repositoryStatus(
   repo: Repository,
   images: readonly CachedImage[],

@@ -174,7 +174,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): K
 
 /**
  * `https://Reg.example:5000/` → `reg.example:5000`: v1 compared the bare `host[:port]` only, so README-style URLs
- * never matched (Appendix B #8); both spellings are accepted now.
+ * never matched (docs/v1-differences.md, B8); both spellings are accepted now.
  */
 function toHost(value: string): string {
   return value

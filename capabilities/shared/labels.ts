@@ -1,7 +1,7 @@
 /**
  * Every `kuik.*` / `kube-image-keeper.*` key kuik reads or writes: labels, annotations, finalizers, API group.
- * The values are kuik v1's (Appendix A of docs/kuik-v1-reference.md) unless marked "kuik v2", so that pods and
- * objects created by v1 keep working. No other file may spell one of these strings.
+ * The values are kube-image-keeper v1's unless marked "kuik v2", so that pods and objects created by v1 keep
+ * working. No other file may spell one of these strings.
  */
 
 /** API group of kuik's custom resources. */

@@ -75,7 +75,7 @@ export function repositoryName(name: string): string {
  * Value of the `kuik.enix.io/repository` label of the CachedImages of a repository: v1's `RepositoryLabel`,
  * the sanitised name or, beyond 63 characters, the hex SHA-224 of the sanitised name.
  *
- * The hash is one-way, so (fixing v1's Appendix B #6) never derive a Repository from a label value: select a
+ * The hash is one-way, so (fixing v1's label-to-name mapping, docs/v1-differences.md B6) never derive a Repository from a label value: select a
  * Repository's CachedImages with {@link repositorySelector}, and find a CachedImage's Repository with
  * {@link repositoryOf} on its `spec.sourceImage`.
  */

@@ -27,7 +27,7 @@ export interface DesiredRepository {
 
 /**
  * The Repositories the given pods need. Pull secrets are merged across all pods and namespaces using a
- * repository (v1 kept only the last pod's, Appendix B #4). The result only describes `spec.name` and
+ * repository (v1 kept only the last pod's, docs/v1-differences.md B4). The result only describes `spec.name` and
  * `spec.pullSecrets`: the glue server-side-applies those two fields under kuik's field manager, so
  * `pullSecretNames`, `pullSecretsNamespace`, `updateInterval`, `updateFilters` and pull-secret entries added by
  * users are never touched. A repository no pod uses is absent here, and the glue leaves it as it is.

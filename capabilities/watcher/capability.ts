@@ -1,7 +1,7 @@
 /**
  * Watch binding table of the watcher. Every callback only hands the object to the {@link WatchHandlers} (the
  * controller): it never blocks Pepr's per-object queue with a copy, never throws (a throw would be logged and the
- * event lost, pepr-notes §6.3), and the controller reads objects fresh before writing.
+ * event lost), and the controller reads objects fresh before writing.
  *
  * Pepr's chain has no "any event", so each kind has a created-or-updated and a deleted binding (each opens its own
  * list+watch; the cost is a second watch cache of the managed pods).

@@ -1,5 +1,5 @@
 /**
- * Controller metrics under kube-image-keeper's names (docs/kuik-v1-reference.md §6.1) plus copy histograms, on a
+ * Controller metrics under kube-image-keeper's names (docs/metrics.md lists them) plus copy histograms, on a
  * private prom-client Registry served over plain HTTP by the watcher only. Gauges describing objects are computed
  * at scrape time from the tracker's in-memory view, never by listing the API.
  */

@@ -3,7 +3,7 @@
  * added again is processed once more afterwards (never twice at the same time), at most `concurrency` keys run at
  * once, and `addAfter` requeues later through the injected {@link Scheduler}.
  *
- * Pepr's Reconcile gives one FIFO per object with no cap, no coalescing and no retry (pepr-notes §8.2); its
+ * Pepr's Reconcile gives one FIFO per object with no cap, no coalescing and no retry; its
  * callback only feeds this queue, and the worker always reads the object fresh.
  */
 import type { Logger } from "pino";

@@ -4,7 +4,7 @@
  * validated, pods never run).
  *
  * 1. Table: every value combination is linted, rendered, checked object by object (kube-image-keeper v1's chart
- *    test checklist too, kuik-v1-reference §8.7) and validated by the API server (`--dry-run=server
+ *    test checklist too) and validated by the API server (`--dry-run=server
  *    --validate=strict`); one must fail with its message.
  * 2. The default and a rich rendering are applied for real, server-side; the default is compared with deploy/base
  *    (the chart's registry/proxy templates duplicate it: this is the guard, docs/install.md).
