@@ -36,17 +36,10 @@ import { Pool } from "undici";
 import { startControlPlane, type ControlPlane } from "../test/harness/control-plane";
 import { buildModule, moduleBundle, startKuikModule } from "../test/harness/kuik-module";
 import { kuikEnv } from "../test/e2e/stack";
-import {
-  freePort,
-  harnessPki,
-  killGroup,
-  LOOPBACK,
-  makeTempDir,
-  onProcessExit,
-  REPO_ROOT,
-  sleep,
-  tiedToParent,
-} from "../test/harness";
+import { freePort, LOOPBACK } from "../test/harness/net";
+import { harnessPki } from "../test/harness/pki";
+import { killGroup, REPO_ROOT, sleep } from "../test/harness/tools";
+import { makeTempDir, onProcessExit, tiedToParent } from "../test/harness/cleanup";
 import { summarizeProfile } from "./convergence";
 import { FAST_CLONE_ENV } from "../capabilities/shared/pepr-runtime";
 import { reviewTemplate } from "./admission-review";

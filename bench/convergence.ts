@@ -48,7 +48,8 @@ import { Pool } from "undici";
 import { RegistryClient, putManifest, uploadBlob } from "../registry-client/src";
 import { mapLimit } from "../registry-client/src/copy";
 import { ORIGIN_PULL_SECRET, startStack, type Stack } from "../test/e2e/stack";
-import { REPO_ROOT, sleep, type StartedRegistry } from "../test/harness";
+import { REPO_ROOT, sleep } from "../test/harness/tools";
+import { type StartedRegistry } from "../test/harness/registries";
 
 const PODS = Number(process.env.PODS ?? 2000);
 const IMAGES = Number(process.env.IMAGES ?? 500);

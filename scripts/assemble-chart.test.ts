@@ -1,6 +1,6 @@
 /**
  * The chart assembly's edits of Pepr's generated templates, on text shaped like Pepr 1.1.4's output. The real
- * generated chart is assembled, rendered and installed by test/e2e/chart.test.ts; here are the cases a given
+ * generated chart is assembled, rendered and installed by test/e2e/chart.e2e.test.ts; here are the cases a given
  * build may not hit, above all docs/limitations.md B1 (only builds whose api path or caBundle contain "10" are corrupted).
  */
 import { describe, expect, it } from "vitest";

@@ -146,7 +146,7 @@ describe.skipIf(!controlPlaneAvailable(false))("deploy/ manifests on a real API 
     await cp?.stop();
     if (work) removeTempDir(work);
     console.info(
-      `deploy.test.ts timings (ms): ${Object.entries(timings)
+      `deploy.e2e.test.ts timings (ms): ${Object.entries(timings)
         .map(([k, v]) => `${k} ${v}`)
         .join(", ")}`,
     );

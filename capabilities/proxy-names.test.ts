@@ -4,10 +4,10 @@
  * operator copies it to.
  */
 import { describe, expect, it } from "vitest";
-import { cacheReference } from "../../capabilities/caching/cache-reference";
-import { toProxyImage } from "../../capabilities/shared/proxy-image";
-import { decodeName } from "../../proxy/src/names";
-import { parseImageReference } from "../../registry-client/src/reference";
+import { cacheReference } from "./caching/cache-reference";
+import { toProxyImage } from "./shared/proxy-image";
+import { decodeName } from "../proxy/src/names";
+import { parseImageReference } from "../registry-client/src/reference";
 
 const DIGEST = `sha256:${"a".repeat(64)}`;
 
