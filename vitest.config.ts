@@ -4,7 +4,7 @@ import { defineConfig } from "vitest/config";
  * Three test tiers (see docs/testing.md):
  * - unit: colocated `*.test.ts` next to the code, pure logic, no network;
  * - integration: `test/integration/**` against real registries and real clients on loopback;
- * - e2e: `test/e2e/**` against a real local control plane.
+ * - e2e: `*.e2e.test.ts` files under `test/e2e/`, against a real local control plane.
  */
 export default defineConfig({
   test: {
@@ -18,7 +18,6 @@ export default defineConfig({
             "proxy/**/*.test.ts",
             "scripts/**/*.test.ts",
             "test/harness/**/*.test.ts",
-            "test/contracts/**/*.test.ts",
           ],
           environment: "node",
         },
@@ -37,7 +36,7 @@ export default defineConfig({
       {
         test: {
           name: "e2e",
-          include: ["test/e2e/**/*.test.ts"],
+          include: ["test/e2e/**/*.e2e.test.ts"],
           environment: "node",
           testTimeout: 180_000,
           hookTimeout: 600_000,

@@ -1,6 +1,6 @@
 /**
  * Micro-benchmark of kuik's own admission callback (`mutatePod`: rewrite decision, PeprMutateRequest edits and
- * its log lines), without Pepr's request handling around it (pepr-notes §13 measures that part). Budget: well
+ * its log lines), without Pepr's request handling around it (bench/admission.ts measures that part). Budget: well
  * under 0.5 ms of CPU per typical pod.
  *
  * Run: `npx tsx bench/admission-callback.ts` (knobs: ITERATIONS, CONTAINERS, ENV_VARS).

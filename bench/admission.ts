@@ -1,6 +1,6 @@
 /**
  * Admission latency benchmark (issue #5): kuik's webhook as it ships (`dist/pepr-kuik.cjs`, PEPR_WATCH_MODE=false,
- * HTTPS) answering realistic Pod CREATE AdmissionReviews (3 containers + 1 init, ≈7 KB, as pepr-notes §13) at a
+ * HTTPS) answering realistic Pod CREATE AdmissionReviews (3 containers + 1 init, ≈7 KB) at a
  * FIXED rate, open loop: request i is due at t0 + i/RATE and its latency is measured from that due time, so a slow
  * server is charged for the queue it causes (no coordinated omission). One keep-alive undici Pool per server.
  *
@@ -36,17 +36,10 @@ import { Pool } from "undici";
 import { startControlPlane, type ControlPlane } from "../test/harness/control-plane";
 import { buildModule, moduleBundle, startKuikModule } from "../test/harness/kuik-module";
 import { kuikEnv } from "../test/e2e/stack";
-import {
-  freePort,
-  harnessPki,
-  killGroup,
-  LOOPBACK,
-  makeTempDir,
-  onProcessExit,
-  REPO_ROOT,
-  sleep,
-  tiedToParent,
-} from "../test/harness";
+import { freePort, LOOPBACK } from "../test/harness/net";
+import { harnessPki } from "../test/harness/pki";
+import { killGroup, REPO_ROOT, sleep } from "../test/harness/tools";
+import { makeTempDir, onProcessExit, tiedToParent } from "../test/harness/cleanup";
 import { summarizeProfile } from "./convergence";
 import { FAST_CLONE_ENV } from "../capabilities/shared/pepr-runtime";
 import { reviewTemplate } from "./admission-review";

@@ -17,7 +17,7 @@
  *                                    WATCHER_NODE_OPTIONS= CPU_PROF=0 HEAP_SNAPSHOT=0
  *
  * The stock run is the shipped configuration: the watcher's own API calls go through one undici Agent
- * (capabilities/cached-images/kube-http.ts; KFC's per-call Agent, the cause of the 937 MiB of the first
+ * (capabilities/kube/http.ts; KFC's per-call Agent, the cause of the 937 MiB of the first
  * measurement, is no longer on that path, so the former PATCH=kfc-agent variant is gone) and its Node flags are
  * package.json `pepr.env` NODE_OPTIONS, which the generated Deployments carry (printed at start).
  * - WATCHER_NODE_OPTIONS: extra Node flags for the watcher, appended to the shipped ones, e.g.
@@ -48,7 +48,8 @@ import { Pool } from "undici";
 import { RegistryClient, putManifest, uploadBlob } from "../registry-client/src";
 import { mapLimit } from "../registry-client/src/copy";
 import { ORIGIN_PULL_SECRET, startStack, type Stack } from "../test/e2e/stack";
-import { REPO_ROOT, sleep, type StartedRegistry } from "../test/harness";
+import { REPO_ROOT, sleep } from "../test/harness/tools";
+import { type StartedRegistry } from "../test/harness/registries";
 
 const PODS = Number(process.env.PODS ?? 2000);
 const IMAGES = Number(process.env.IMAGES ?? 500);

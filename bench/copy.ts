@@ -9,7 +9,8 @@
  */
 import { readFileSync } from "node:fs";
 import { RegistryClient, copyImage } from "../registry-client/src";
-import { buildAndPush, copyImage as skopeoCopy, startCache, startOriginBasic, stopAll } from "../test/harness";
+import { buildAndPush, copyImage as skopeoCopy } from "../test/harness/images";
+import { startCache, startOriginBasic, stopAll } from "../test/harness/registries";
 
 const RUNS = Number(process.env.RUNS ?? 3);
 const SIZE = process.env.SIZE ?? "1G";

@@ -22,27 +22,19 @@ import { dirname, join } from "node:path";
 import { RegistryClient, copyImage } from "../registry-client/src";
 import { cacheRepositoryOf } from "../proxy/src/names";
 import { buildBundle, node24, spawnProxy, type ProxyProcess } from "../proxy/test/process";
+import { buildImage, pushImage } from "../test/harness/images";
 import {
-  buildImage,
   criPull,
   ctrImages,
   ctrRemoveImages,
-  freePort,
-  killGroup,
-  onProcessExit,
-  sleep,
-  makeTempDir,
-  pushImage,
-  removeTempDir,
-  run,
-  startCache,
   startContainerd,
-  startPullThrough,
-  stopAll,
   writeHostsToml,
   type StartedContainerd,
-  type StartedRegistry,
-} from "../test/harness";
+} from "../test/harness/containerd";
+import { freePort } from "../test/harness/net";
+import { killGroup, sleep, run } from "../test/harness/tools";
+import { onProcessExit, makeTempDir, removeTempDir } from "../test/harness/cleanup";
+import { startCache, startPullThrough, stopAll, type StartedRegistry } from "../test/harness/registries";
 
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const SIZE = process.env.SIZE ?? "1G";

@@ -3,13 +3,13 @@
  * and checks the whole configuration first (one error listing every problem), so a bad install fails at start.
  */
 import { Log, type Capability } from "pepr";
-import { createCachedImages } from "./cached-images/capability";
-import { IGNORE_WATCH_EVENTS } from "./cached-images/controller";
-import { createWatcherRuntime, type WatcherRuntime } from "./cached-images/deps";
-import { compilePolicy } from "./image-rewriter/policy";
 import { createImageRewriter } from "./image-rewriter/capability";
+import { compilePolicy } from "./image-rewriter/policy";
 import type { KuikConfig } from "./shared/config";
 import { loadKuikConfig } from "./shared/watcher-config";
+import { createCachedImages } from "./watcher/capability";
+import { IGNORE_WATCH_EVENTS } from "./watcher/controller";
+import { createWatcherRuntime, type WatcherRuntime } from "./watcher/runtime";
 
 /** The module's capabilities and how to start what runs beside Pepr. */
 export interface Kuik {

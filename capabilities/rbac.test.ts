@@ -1,5 +1,5 @@
 /**
- * kuik's RBAC is declared once (shared/api-calls.ts). This test checks, three ways, that it is exactly what the
+ * kuik's RBAC is declared once (api-calls.ts). This test checks, three ways, that it is exactly what the
  * code needs:
  * 1. package.json `pepr.rbac` is generated from the declaration;
  * 2. the ClusterRole Pepr generates in scoped mode (its own `clusterRole()`, fed with our real bindings, as
@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { loadAllYaml } from "@kubernetes/client-node";
 import { describe, expect, it, vi } from "vitest";
 import { findComponent } from "../test/harness/control-plane";
-import type { KubeRequest, KubeTransport } from "./cached-images/kube-http";
+import type { KubeRequest, KubeTransport } from "./kube/http";
 
 // Pepr registers bindings at import time, by mode: build mode registers admission and watch bindings alike.
 vi.hoisted(() => {
@@ -23,15 +23,15 @@ vi.hoisted(() => {
   process.env.LOG_LEVEL ??= "warn";
 });
 
-const { createCachedImages } = await import("./cached-images/capability");
-const { IGNORE_WATCH_EVENTS } = await import("./cached-images/controller");
-const { KubeClient } = await import("./cached-images/kube-client");
-const { PATCH_TYPES } = await import("./cached-images/kube-http");
+const { createCachedImages } = await import("./watcher/capability");
+const { IGNORE_WATCH_EVENTS } = await import("./watcher/controller");
+const { KubeClient } = await import("./kube/client");
+const { PATCH_TYPES } = await import("./kube/http");
 const { createImageRewriter } = await import("./image-rewriter/capability");
 const { compilePolicy } = await import("./image-rewriter/policy");
 const { loadConfig } = await import("./shared/config");
 const { BOOTSTRAP_API_CALLS, KUIK_API_CALLS, PEPR_RUNTIME_CALLS, grantedVerbs, policyRules } = await import(
-  "./shared/api-calls"
+  "./api-calls"
 );
 const { startBootstrap } = await import("./bootstrap/bootstrap");
 const { Log } = await import("pepr");
@@ -182,7 +182,7 @@ function allowed(granted: Map<string, Set<string>>, call: string): boolean {
 }
 
 describe("RBAC", () => {
-  it("package.json pepr.rbac is generated from shared/api-calls.ts", () => {
+  it("package.json pepr.rbac is generated from api-calls.ts", () => {
     expect(pkg.pepr.rbac).toEqual(policyRules());
   });
 
@@ -292,7 +292,9 @@ describe("RBAC", () => {
         join(dir, "generated", "pepr-module-kuik.yaml"),
         module.map(o => JSON.stringify(o)).join("\n---\n"),
       );
-      const rendered = loadAllYaml(execFileSync(findComponent("kubectl"), ["kustomize", dir], { encoding: "utf8" })) as Array<{
+      const rendered = loadAllYaml(
+        execFileSync(findComponent("kubectl"), ["kustomize", dir], { encoding: "utf8" }),
+      ) as Array<{
         kind: string;
         metadata: { name: string };
         rules?: Rule[];

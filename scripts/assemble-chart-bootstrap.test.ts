@@ -6,13 +6,13 @@
  */
 import { loadYaml } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import pkg from "../package.json";
 import {
   BOOTSTRAP_API_CALLS,
   KUIK_API_CALLS,
   PEPR_RUNTIME_CALLS,
   policyRules,
-} from "../capabilities/shared/api-calls";
+} from "../capabilities/api-calls";
+import pkg from "../package.json";
 import { ChartAssemblyError, withoutBootstrap } from "./assemble-chart";
 
 const q = (s: string): string => `'${s}'`;

@@ -1,7 +1,7 @@
 /**
  * The chart assembly's edits of Pepr's generated templates, on text shaped like Pepr 1.1.4's output. The real
- * generated chart is assembled, rendered and installed by test/e2e/chart.test.ts; here are the cases a given
- * build may not hit, above all pepr-notes B1 (only builds whose api path or caBundle contain "10" are corrupted).
+ * generated chart is assembled, rendered and installed by test/e2e/chart.e2e.test.ts; here are the cases a given
+ * build may not hit, above all docs/limitations.md B1 (only builds whose api path or caBundle contain "10" are corrupted).
  */
 import { describe, expect, it } from "vitest";
 import {
@@ -78,7 +78,7 @@ function peprWebhook(apiPath: string, caBundle: string): string {
 const apiPathSecret = (path: string): string =>
   `apiVersion: v1\ndata:\n  value: >-\n    ${Buffer.from(path).toString("base64")}\nkind: Secret\n`;
 
-describe("pepr-notes B1 (webhook template corrupted by the timeout substitution)", () => {
+describe("docs/limitations.md B1 (webhook template corrupted by the timeout substitution)", () => {
   it("only the timeoutSeconds line keeps the expression", () => {
     const t = undoTimeoutReplacement(peprWebhook(API_PATH, "QQ10QQ"));
     expect(t).toContain(`/mutate/${API_PATH}`);

@@ -21,18 +21,18 @@ import {
 } from "node:fs";
 import { join, resolve } from "node:path";
 import { loadYaml } from "@kubernetes/client-node";
-import { BOOTSTRAP_API_CALLS, policyRules } from "../capabilities/shared/api-calls";
+import { BOOTSTRAP_API_CALLS, policyRules } from "../capabilities/api-calls";
 
 /** Thrown when the generated chart is not what the assembly expects. */
 export class ChartAssemblyError extends Error {
   readonly code = "CHART_ASSEMBLY";
 }
 
-/** The expression Pepr's generator put in place of every "10" of the webhook (pepr-notes B1). */
+/** The expression Pepr's generator put in place of every "10" of the webhook (docs/limitations.md B1). */
 export const TIMEOUT_EXPR = "{{ .Values.admission.webhookTimeout }}";
 
 /**
- * Undoes pepr-notes B1: Pepr generates the webhook template by replacing EVERY "10" of the YAML with the timeout
+ * Undoes docs/limitations.md B1: Pepr generates the webhook template by replacing EVERY "10" of the YAML with the timeout
  * expression, so a base64 `caBundle` or the random `/mutate/<hex>` path that contained "10" changes with
  * `admission.webhookTimeout`. The expression is legitimate on the `timeoutSeconds:` line only; everywhere else it
  * stood for the text "10".
@@ -239,7 +239,7 @@ export function mergeValues(ours: string, pepr: string): string {
 /**
  * Pepr's values.yaml without the bootstrap (capabilities/bootstrap, docs/install.md §3): the chart brings the CRDs
  * and kuik-system itself, so `KUIK_BOOTSTRAP` is "false" in both Deployments' env and the rules only the bootstrap
- * needs (shared/api-calls.ts BOOTSTRAP_API_CALLS) leave `rbac:`. Each must be found.
+ * needs (capabilities/api-calls.ts BOOTSTRAP_API_CALLS) leave `rbac:`. Each must be found.
  */
 export function withoutBootstrap(pepr: string): string {
   const bootstrap = new Set(policyRules(BOOTSTRAP_API_CALLS).map(r => JSON.stringify(r)));

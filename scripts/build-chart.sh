@@ -2,7 +2,7 @@
 # build-chart.sh: assemble kuik's installable Helm chart in dist/chart/kube-image-keeper/ (docs/install.md "Helm"):
 #   deploy/chart/ (registry, proxy, GC, policies, monitors, UI; values compatible with kube-image-keeper v1)
 #   + the Pepr module's generated chart dist/kuik-chart/ (admission/watcher Deployments, RBAC, webhook, Secrets),
-#     its templates patched to read kuik's values and its webhook freed of pepr-notes B1 (scripts/assemble-chart.ts)
+#     its templates patched to read kuik's values and its webhook freed of docs/limitations.md B1 (scripts/assemble-chart.ts)
 #   + deploy/crds/ in crds/ + deploy/components/garbage-collection/garbage-collect.sh in files/.
 # Rebuilds the module first (scripts/build-module.sh) when dist/ is older than its inputs.
 # Usage: scripts/build-chart.sh [--package]   (--package also writes dist/chart/kube-image-keeper-<version>.tgz)

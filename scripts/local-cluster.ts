@@ -27,7 +27,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { cachedImageName } from "../capabilities/shared/names";
+import { cachedImageName } from "../capabilities/shared/object-names";
 import { findComponent, type KubeObject } from "../test/harness/control-plane";
 import { harnessPki } from "../test/harness/pki";
 import { REPO_ROOT, run, sleep } from "../test/harness/tools";

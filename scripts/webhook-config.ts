@@ -1,7 +1,7 @@
 /**
  * Post-processing of the MutatingWebhookConfiguration `pepr build` generates, in the plain manifest
  * (`dist/pepr-module-kuik.yaml`) and in the Helm chart template (`dist/kuik-chart/templates/mutation-webhook.yaml`),
- * which Pepr gives no option for (pepr-notes §4.2):
+ * which Pepr gives no option for:
  * - `objectSelector`: pods labelled `kube-image-keeper.enix.io/image-caching-policy=ignore` never reach the
  *   webhook (kuik v1's selector; the callback checks the label too);
  * - `reinvocationPolicy: IfNeeded`: kuik runs again when a later webhook changed the pod (v1's setting);
@@ -9,7 +9,7 @@
  *
  * The chart template is not YAML (Helm directives), so the edit is structural on lines: only keys of the webhook
  * items of a MutatingWebhookConfiguration document are looked at, at their exact indentation, and nothing is
- * substituted by search-and-replace (pepr-notes B1 shows what that does). Applying it twice changes nothing.
+ * substituted by search-and-replace (docs/limitations.md B1 shows what that does). Applying it twice changes nothing.
  *
  * Usage: `tsx scripts/webhook-config.ts <file>...` (rewrites each file in place).
  */

@@ -4,8 +4,8 @@
  */
 import pino from "pino";
 import { describe, expect, it } from "vitest";
-import type { KubeRequest, KubeTransport } from "../cached-images/kube-http";
-import { KubeApiError } from "../cached-images/ports";
+import type { KubeRequest, KubeTransport } from "../kube/http";
+import { KubeApiError } from "../kube/ports";
 import { startBootstrap } from "./bootstrap";
 import type { Manifest } from "./plan";
 

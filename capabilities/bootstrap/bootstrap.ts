@@ -1,3 +1,4 @@
+// capabilities/bootstrap/: the optional start-up install of kuik's CRDs and data plane.
 /**
  * The watcher's bootstrap (KUIK_BOOTSTRAP=true, `KuikConfig.bootstrap`, the `npx pepr deploy` install, docs/install.md §3): once at start,
  * server-side apply kuik's CRDs (waiting until they are Established), then the kuik-system data plane of
@@ -6,7 +7,7 @@
  * watcher stops: it never stops the rest of kuik.
  */
 import type { Logger } from "pino";
-import { PATCH_TYPES, resourcePath, type KubeTransport } from "../cached-images/kube-http";
+import { PATCH_TYPES, resourcePath, type KubeTransport } from "../kube/http";
 import { CRDS, DATA_PLANE } from "./manifests.generated";
 import {
   applyRequest,

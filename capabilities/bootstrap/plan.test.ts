@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { loadAllYaml } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import { patchWebhookConfig } from "../../scripts/webhook-config";
+import { applyJsonPatch } from "../testing/fake-patch";
 import { CRDS, DATA_PLANE } from "./manifests.generated";
 import {
   applyRequest,
@@ -15,7 +16,6 @@ import {
   type Manifest,
   type WebhookView,
 } from "./plan";
-import { applyJsonPatch } from "../cached-images/fake-patch";
 
 const manifest = (apiVersion: string, kind: string, name: string, namespace?: string): Manifest => ({
   apiVersion,

@@ -2,13 +2,12 @@
  * What the watcher's bootstrap does, as data and pure functions (bootstrap.ts does the I/O): the API request of
  * each object it applies, when a CRD counts as Established, the JSON patch that gives Pepr's webhook kuik's
  * `objectSelector` and `reinvocationPolicy` (the same settings scripts/webhook-config.ts writes into built
- * manifests), and the API calls all of that makes, from which its RBAC is declared (shared/api-calls.ts).
+ * manifests), and the API calls all of that makes, from which its RBAC is declared (capabilities/api-calls.ts).
  */
-import type { KubeRequest, ResourceRef } from "../cached-images/kube-http";
-import { PATCH_TYPES, resourcePath } from "../cached-images/kube-http";
-import type { ApiCall } from "../shared/api-calls";
+import type { ApiCall } from "../kube/api-call";
+import { PATCH_TYPES, resourcePath, type KubeRequest, type ResourceRef } from "../kube/http";
+import type { JsonPatchOp } from "../kube/ports";
 import { IMAGE_CACHING_POLICY_IGNORE, LABEL_IMAGE_CACHING_POLICY } from "../shared/labels";
-import type { JsonPatchOp } from "../cached-images/ports";
 
 /** A Kubernetes object to apply, as `kubectl kustomize` renders it. */
 export interface Manifest {

@@ -4,8 +4,7 @@
  * `failurePolicy: Ignore`), never denied and never half-rewritten.
  */
 import type { Logger } from "pino";
-import type { ContainerLike, PodLike } from "../shared/names";
-import { CONTAINER_LIST_FIELD } from "../shared/names";
+import { CONTAINER_LIST_FIELD, type ContainerLike, type PodLike } from "../shared/pods";
 import { rewritePod, type RewritePolicy, type RewriteResult, type SkipReason } from "./rewrite";
 
 /** The part of Pepr's `PeprMutateRequest<Pod>` the glue uses (the real class fits). */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../shared/config";
-import { CONTAINER_LIST_FIELD, type ContainerLike, type PodLike } from "../shared/names";
+import { CONTAINER_LIST_FIELD, type ContainerLike, type PodLike } from "../shared/pods";
 import { compilePolicy, rewritePod, type RewritePolicyConfig, type RewriteResult } from "./rewrite";
 
 const HEX = "a".repeat(64);
@@ -64,7 +64,7 @@ function apply(input: PodLike, r: RewriteResult): PodLike {
   return out as PodLike;
 }
 
-describe("kuik v1 webhook test checklist (§8.1)", () => {
+describe("kuik v1 webhook test checklist", () => {
   const ifNotPresent = (entries: string[][]) =>
     entries.map(([name, image]) => ({ name: name!, image, imagePullPolicy: "IfNotPresent" }));
   const v1Pod = pod({
@@ -93,7 +93,7 @@ describe("kuik v1 webhook test checklist (§8.1)", () => {
     expect(images(r)).toEqual({
       a: "localhost:4242/original-init",
       b: "localhost:4242/original",
-      // v1 took localhost:1313 for its own prefix and lost the origin (Appendix B #7): left alone now.
+      // v1 took localhost:1313 for its own prefix and lost the origin (docs/v1-differences.md, B7): left alone now.
       c: undefined,
       d: "localhost:4242/185.145.250.247-30042/alpine",
       e: "localhost:4242/185.145.250.247-30042/alpine:latest",

@@ -12,7 +12,7 @@
  * 2. UPDATE that did not change this container's image → `unchanged-on-update`: an UPDATE can only change
  *    `image` fields, and rewriting an unchanged image (after a config change, say) would restart it.
  * 3. Already `localhost:<our port>/…` → kept, original recorded if missing (re-admission is idempotent).
- *    `localhost:<other port>/…` is a genuine node-local registry, not ours (fixes Appendix B #7), see 8.
+ *    `localhost:<other port>/…` is a genuine node-local registry, not ours (fixes docs/v1-differences.md B7), see 8.
  * 4. `imagePullPolicy: Never` → `pull-policy-never` (the image must be on the node under its own name).
  * 5. Not an image reference → `invalid-reference` (reported, never rewritten).
  * 6. Pulled `Always` while `ignorePullPolicyAlways` (default true) → `pull-policy-always`. The API server
@@ -27,11 +27,11 @@
  *    (`docker.io/library/nginx:latest`); either match counts (v1 tried the former only, so its README's
  *    `^docker\.io/` never matched `nginx`).
  * 8. Registries the proxy could not read back → `loopback-registry`, `ambiguous-registry`,
- *    `unsupported-registry`, `name-too-long` (`toProxyImage` in names.ts).
+ *    `unsupported-registry`, `name-too-long` (`toProxyImage` in shared/proxy-image.ts).
  * Otherwise the image becomes `localhost:<port>/<image>` (digests included; v1 skipped them) and the original is
  * recorded in the container's annotation. Skipped containers lose a stale annotation (kept for rules 1–2).
  * Ephemeral containers come through `pods/ephemeralcontainers`, where the API server drops metadata changes:
- * their annotation does not stick, and desired.ts reads their original back from the rewritten image.
+ * their annotation does not stick, and shared/pod-images.ts reads their original back from the rewritten image.
  */
 import { parseImageReference } from "../../registry-client/src/reference";
 import type { ImageReference } from "../../registry-client/src/types";
@@ -44,15 +44,12 @@ import {
 } from "../shared/labels";
 import {
   containerAnnotationKey,
-  fromProxyImage,
   podContainers,
-  proxyPrefix,
-  toProxyImage,
   type ContainerKind,
   type PodContainer,
   type PodLike,
-  type ProxyImageProblem,
-} from "../shared/names";
+} from "../shared/pods";
+import { fromProxyImage, proxyPrefix, toProxyImage, type ProxyImageProblem } from "../shared/proxy-image";
 import type { RewritePolicy } from "./policy";
 
 export { compilePolicy, type RewritePolicy, type RewritePolicyConfig } from "./policy";
@@ -86,7 +83,7 @@ export interface ContainerReport {
 /** A container whose image must change. */
 export interface ImageChange {
   kind: ContainerKind;
-  /** Index in the pod-spec list of its kind (`CONTAINER_LIST_FIELD` in names.ts). */
+  /** Index in the pod-spec list of its kind (`CONTAINER_LIST_FIELD` in shared/pods.ts). */
   index: number;
   container: string;
   image: string;

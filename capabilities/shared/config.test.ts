@@ -69,7 +69,7 @@ describe("loadConfig", () => {
       ignorePullPolicyAlways: false,
       rewriteLoopbackRegistries: true,
       architectures: ["amd64", "arm64"],
-      // URLs are accepted as well as v1's bare host[:port] (Appendix B #8).
+      // URLs are accepted as well as v1's bare host[:port] (docs/v1-differences.md, B8).
       insecureRegistries: ["reg.example:5000", "plain.example"],
       rootCertificateAuthorities: ["/etc/ssl/certs/registry-certificate-authorities/ca.crt"],
       registryEndpoint: "cache.kuik.svc:5000",

@@ -1,3 +1,4 @@
+// capabilities/shared/: configuration, keys, names and Pod shapes used by every folder.
 /**
  * kuik's configuration, read once at startup from environment variables named after kuik v1's Helm values
  * (`cachedImagesExpiryDelay` → `KUIK_CACHED_IMAGES_EXPIRY_DELAY`, see {@link ENV}). {@link loadConfig} checks
@@ -173,7 +174,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): K
 
 /**
  * `https://Reg.example:5000/` → `reg.example:5000`: v1 compared the bare `host[:port]` only, so README-style URLs
- * never matched (Appendix B #8); both spellings are accepted now.
+ * never matched (docs/v1-differences.md, B8); both spellings are accepted now.
  */
 function toHost(value: string): string {
   return value

@@ -1,7 +1,7 @@
 /**
  * Every `kuik.*` / `kube-image-keeper.*` key kuik reads or writes: labels, annotations, finalizers, API group.
- * The values are kuik v1's (Appendix A of docs/kuik-v1-reference.md) unless marked "kuik v2", so that pods and
- * objects created by v1 keep working. No other file may spell one of these strings.
+ * The values are kube-image-keeper v1's unless marked "kuik v2", so that pods and objects created by v1 keep
+ * working. No other file may spell one of these strings.
  */
 
 /** API group of kuik's custom resources. */
@@ -42,7 +42,7 @@ export const IMAGE_CACHING_POLICY_IGNORE = "ignore";
 
 /**
  * Label on CachedImages naming their Repository: the sanitised repository name, or its SHA-224 when longer than
- * 63 characters (see `repositoryLabel` in names.ts; always select with that function, never by object name).
+ * 63 characters (see `repositoryLabel` in object-names.ts; always select with that function, never by object name).
  */
 export const LABEL_REPOSITORY = "kuik.enix.io/repository";
 

@@ -3,8 +3,10 @@
  * once at startup like config.ts, and {@link loadKuikConfig}: both sets checked together, so a bad install gets one
  * error listing every problem.
  */
-import { DEFAULT_PROXY_CREDENTIALS_SECRET } from "./api-calls";
 import { ConfigError, loadConfig, type KuikConfig } from "./config";
+
+/** Name of the Secret holding the merged origin credentials the proxy reads (default of the setting). */
+export const DEFAULT_PROXY_CREDENTIALS_SECRET = "kuik-proxy-credentials";
 
 /** Environment variable of each watcher setting. */
 export const WATCHER_ENV = {

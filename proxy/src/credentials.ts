@@ -1,7 +1,7 @@
 /**
  * Origin credentials from one file: the `.dockerconfigjson` key of the single Secret the operator maintains in
  * kuik's namespace, mounted into the proxy pod. So the proxy needs no Kubernetes API access at all (kuik v1 read
- * Repository objects and Secrets cluster-wide on every cache miss, Appendix B item 3).
+ * Repository objects and Secrets cluster-wide on every cache miss, docs/v1-differences.md B3).
  *
  * The file is watched (fs.watch on its directory: a Secret volume swaps a `..data` symlink, which a watch on the
  * file itself would miss) and stat-polled as a fallback. A file that disappears or fails to parse keeps the last

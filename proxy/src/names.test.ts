@@ -27,7 +27,7 @@ describe("decodeName", () => {
     ["127.0.0.1-5000/team/app", "127.0.0.1:5000", "team/app", "127.0.0.1-5000/team/app"],
     ["myreg.com-5000/app", "myreg.com:5000", "app", "myreg.com-5000/app"],
     ["registry-5000.enix.io-5000/x", "registry-5000.enix.io:5000", "x", "registry-5000.enix.io-5000/x"],
-    // dot-less host with a port: v1 misread these as Docker Hub namespaces (Appendix B item 7)
+    // dot-less host with a port: v1 misread these as Docker Hub namespaces (docs/v1-differences.md, B7)
     ["myregistry-5000/app", "myregistry:5000", "app", "myregistry-5000/app"],
     ["localhost-5000/app", "localhost:5000", "app", "localhost-5000/app"],
     ["my-registry-443/a/b/c", "my-registry:443", "a/b/c", "my-registry-443/a/b/c"],

@@ -17,7 +17,7 @@
  * The rule: when `<name>` has two or more components and the first ends in `-<digits>`, that suffix is a port.
  * This is unambiguous because a Docker Hub namespace (the only other thing a first component can be when it has
  * no `.`) is made of lower-case letters and digits only, never `-`. kuik v1 read `myregistry-5000/app` as the Docker
- * Hub repository `myregistry-5000/app` (Appendix B, item 7); this module fixes that. IPv6 literal hosts cannot be
+ * Hub repository `myregistry-5000/app` (docs/v1-differences.md, B7); this module fixes that. IPv6 literal hosts cannot be
  * rewritten (`[` is not valid in a repository path) and are not supported.
  */
 import { cacheRepositoryOf, fromProxyPath } from "../../registry-client/src/proxy-path";

@@ -1,7 +1,7 @@
 /**
  * Routing of the registry API subset the proxy serves: `GET|HEAD /v2/`, `/v2/<name>/manifests/<reference>` and
  * `/v2/<name>/blobs/<digest>`. Everything else is refused with an OCI error (v1 accepted any method and answered
- * unparsable names with an empty 200, Appendix B item 2).
+ * unparsable names with an empty 200, docs/v1-differences.md B2).
  */
 import { isDigest } from "../../registry-client/src/digest";
 import { ProxyError } from "./errors";

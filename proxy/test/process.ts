@@ -5,7 +5,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { freePort, killGroup, makeTempDir, onProcessExit, REPO_ROOT, runOk, sleep } from "../../test/harness";
+import { freePort } from "../../test/harness/net";
+import { killGroup, REPO_ROOT, runOk, sleep } from "../../test/harness/tools";
+import { makeTempDir, onProcessExit } from "../../test/harness/cleanup";
 import { httpGet } from "./fixtures";
 
 /** Builds the bundle into a temp dir (what the image ships) and returns its path. */

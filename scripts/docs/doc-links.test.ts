@@ -1,6 +1,6 @@
 /**
  * The operator docs point at things that exist: every relative markdown link resolves to a file (and its `#anchor`
- * to a heading of that file), and every repository path written in backticks (`capabilities/…/expiry.ts`,
+ * to a heading of that file), and every repository path written in backticks (`capabilities/…/sweep.ts`,
  * `deploy/base/proxy.yaml`) names a file or directory of the repository. A moved file or renamed heading fails here.
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";

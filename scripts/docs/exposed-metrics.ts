@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { metricsCollector } from "pepr";
 import type { Registry } from "prom-client";
-import { KuikMetrics } from "../../capabilities/cached-images/metrics";
+import { KuikMetrics } from "../../capabilities/watcher/metrics";
 import { createMetrics } from "../../proxy/src/metrics";
 
 /** Which `/metrics` endpoint serves a metric (docs/metrics.md has one table per endpoint). */

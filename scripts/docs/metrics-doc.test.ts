@@ -1,7 +1,7 @@
 /**
  * docs/metrics.md lists exactly the metrics kuik's registries expose (proxy, watcher, Pepr), in the table of the
  * endpoint that serves them, with the registered type and label names. A metric added, renamed or dropped in
- * proxy/src/metrics.ts or capabilities/cached-images/metrics.ts (or by a Pepr upgrade) fails here until the doc
+ * proxy/src/metrics.ts or capabilities/watcher/metrics.ts (or by a Pepr upgrade) fails here until the doc
  * follows.
  */
 import { beforeAll, describe, expect, it } from "vitest";

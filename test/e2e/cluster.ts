@@ -14,7 +14,7 @@
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { cachedImageName } from "../../capabilities/shared/names";
+import { cachedImageName } from "../../capabilities/shared/object-names";
 import { cacheRepositoryOf } from "../../proxy/src/names";
 import { keepTemp, makeTempDir, removeTempDir } from "../harness/cleanup";
 import { startControlPlane, type ControlPlane, type KubeObject } from "../harness/control-plane";

@@ -1,7 +1,7 @@
 /**
- * The watcher's Kubernetes client (capabilities/cached-images/kube-client.ts over kube-http.ts) against a real
+ * The watcher's Kubernetes client (capabilities/kube/client.ts over capabilities/kube/http.ts) against a real
  * kube-apiserver, authenticated as a ServiceAccount bound to exactly the ClusterRole kuik declares
- * (shared/api-calls.ts, which capabilities/rbac.test.ts proves equal to the one Pepr generates).
+ * (capabilities/api-calls.ts, which capabilities/rbac.test.ts proves equal to the one Pepr generates).
  *
  * Regression (issue #5): through kubernetes-fluent-client 3.11.6 every API call built a new undici Agent with a
  * 600 s keep-alive, so each call left one TLS connection open; converging 2,000 Pods / 500 images the watcher held
@@ -11,11 +11,11 @@ import { mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } fro
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { KubeClient } from "../../capabilities/cached-images/kube-client";
-import { connectionFromKubeConfig, TOKEN_REFRESH_MS } from "../../capabilities/cached-images/kube-config";
-import { KubeHttp } from "../../capabilities/cached-images/kube-http";
-import { isConflict, KubeApiError } from "../../capabilities/cached-images/ports";
-import { policyRules } from "../../capabilities/shared/api-calls";
+import { policyRules } from "../../capabilities/api-calls";
+import { KubeClient } from "../../capabilities/kube/client";
+import { connectionFromKubeConfig, TOKEN_REFRESH_MS } from "../../capabilities/kube/config";
+import { KubeHttp } from "../../capabilities/kube/http";
+import { isConflict, KubeApiError } from "../../capabilities/kube/ports";
 import { makeTempDir, removeTempDir } from "../harness/cleanup";
 import {
   controlPlaneAvailable,
@@ -219,7 +219,7 @@ describe.skipIf(!controlPlaneAvailable(false))("KubeClient against a real kube-a
   it("creates Events", async () => {
     const stamp = new Date().toISOString();
     await kube.createEvent({
-      // events of cluster-scoped objects live in `default` (events.ts), as client-go's recorder puts them
+      // events of cluster-scoped objects live in `default` (capabilities/kube/events.ts), as client-go's recorder puts them
       metadata: { name: "ci.1", namespace: "default" },
       involvedObject: { apiVersion: "kuik.enix.io/v1alpha1", kind: "CachedImage", name: "ci" },
       reason: "Cached",

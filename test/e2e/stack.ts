@@ -18,7 +18,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
-import { cachedImageName } from "../../capabilities/shared/names";
+import { cachedImageName } from "../../capabilities/shared/object-names";
 import { cacheRepositoryOf } from "../../proxy/src/names";
 import { keepTemp, makeTempDir, removeTempDir } from "../harness/cleanup";
 import { startControlPlane, type ControlPlane, type KubeObject } from "../harness/control-plane";
@@ -112,7 +112,7 @@ export interface Stack {
   cacheRepository(repo: string): string;
   /** Digest of `repo:tagOrDigest` in the cache registry (origin repository name), or undefined when absent. */
   cacheDigest(repo: string, tagOrDigest: string): Promise<string | undefined>;
-  /** Name of the CachedImage of an image, per capabilities/shared/names.ts. */
+  /** Name of the CachedImage of an image, per capabilities/shared/object-names.ts. */
   cachedImageName(image: string): string;
   /** The CachedImage, or undefined when it does not exist. */
   getCachedImage(name: string): Promise<KubeObject | undefined>;

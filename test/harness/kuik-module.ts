@@ -1,6 +1,6 @@
 /**
  * kuik's built Pepr module running against a local control plane (control-plane.ts) as two local processes, started
- * from the installed Deployments the way Pepr's controller image starts them (pepr-notes §6, §7.2):
+ * from the installed Deployments the way Pepr's controller image starts them:
  *
  * 1. build: `scripts/build-module.sh` when it exists, else `npx pepr build`; skipped when the inputs (pepr.ts,
  *    package.json, capabilities/, registry-client/src/) did not change since the last build ({@link buildModule});

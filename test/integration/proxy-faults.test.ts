@@ -19,19 +19,10 @@ import {
   startTestProxy,
   type TestProxy,
 } from "../../proxy/test/fixtures";
-import {
-  buildImage,
-  harnessPki,
-  match,
-  pushImage,
-  startCache,
-  startFaultProxy,
-  startOriginToken,
-  stopAll,
-  type FaultProxy,
-  type PushedImage,
-  type StartedRegistry,
-} from "../harness";
+import { buildImage, pushImage, type PushedImage } from "../harness/images";
+import { harnessPki } from "../harness/pki";
+import { match, startFaultProxy, type FaultProxy } from "../harness/faults";
+import { startCache, startOriginToken, stopAll, type StartedRegistry } from "../harness/registries";
 
 let cache: StartedRegistry | undefined;
 let origin: StartedRegistry | undefined;

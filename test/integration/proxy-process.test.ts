@@ -11,16 +11,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cacheRepositoryOf } from "../../proxy/src/names";
 import { eventually, httpGet } from "../../proxy/test/fixtures";
 import { buildBundle, spawnProxy, type ProxyProcess } from "../../proxy/test/process";
-import {
-  buildImage,
-  pushImage,
-  removeTempDir,
-  sleep,
-  startCache,
-  stopAll,
-  type PushedImage,
-  type StartedRegistry,
-} from "../harness";
+import { buildImage, pushImage, type PushedImage } from "../harness/images";
+import { removeTempDir } from "../harness/cleanup";
+import { sleep } from "../harness/tools";
+import { startCache, stopAll, type StartedRegistry } from "../harness/registries";
 
 const ORIGIN = "origin.invalid:5000"; // never contacted: every request of these tests hits the cache
 const MiB = 1024 * 1024;

@@ -8,24 +8,13 @@ import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { RegistryClient } from "../../registry-client/src/client";
 import { copyImage } from "../../registry-client/src/copy";
-import {
-  buildImage,
-  ctrPull,
-  criPull,
-  harnessPki,
-  makeTempDir,
-  removeTempDir,
-  pushImage,
-  startCache,
-  startContainerd,
-  startOriginBasic,
-  startOriginToken,
-  stopAll,
-  tryFindTool,
-  type PushedImage,
-  type StartedContainerd,
-  type StartedRegistry,
-} from "../harness";
+import { buildImage, pushImage, type PushedImage } from "../harness/images";
+import { ctrPull, criPull, startContainerd, type StartedContainerd } from "../harness/containerd";
+import { harnessPki } from "../harness/pki";
+import { makeTempDir, removeTempDir } from "../harness/cleanup";
+import type { StartedRegistry } from "../harness/registries";
+import { startCache, startOriginBasic, startOriginToken, stopAll } from "../harness/registries";
+import { tryFindTool } from "../harness/tools";
 import { cacheRepositoryOf } from "../../proxy/src/names";
 import {
   cranePull,

@@ -23,23 +23,13 @@ import {
   type Credentials,
   type RegistryEvent,
 } from "../../registry-client/src";
-import {
-  buildAndPush,
-  findTool,
-  freePort,
-  inspectRaw,
-  makeTempDir,
-  removeTempDir,
-  match,
-  startCache,
-  startFaultProxy,
-  startOriginBasic,
-  startOriginToken,
-  stopAll,
-  tamperBlob,
-  type FaultProxy,
-  type StartedRegistry,
-} from "../harness";
+import { buildAndPush, inspectRaw } from "../harness/images";
+import { findTool } from "../harness/tools";
+import { freePort } from "../harness/net";
+import { makeTempDir, removeTempDir } from "../harness/cleanup";
+import { match, startFaultProxy, tamperBlob, type FaultProxy } from "../harness/faults";
+import type { StartedRegistry } from "../harness/registries";
+import { startCache, startOriginBasic, startOriginToken, stopAll } from "../harness/registries";
 
 let cache: StartedRegistry;
 let basic: StartedRegistry;

@@ -27,7 +27,8 @@ import {
   type ControlPlane,
   type KubeObject,
 } from "../harness/control-plane";
-import { buildImage, pushImage, startCache, type BuiltImage, type StartedRegistry } from "../harness";
+import { buildImage, pushImage, type BuiltImage } from "../harness/images";
+import { startCache, type StartedRegistry } from "../harness/registries";
 import { deleteManifestByDigest, pullByteExact } from "../harness/storage-checks";
 import { REPO_ROOT } from "../harness/tools";
 

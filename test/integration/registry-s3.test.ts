@@ -9,14 +9,8 @@ import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { copyImage, RegistryClient } from "../../registry-client/src";
-import {
-  buildImage,
-  pushImage,
-  startCache,
-  stopAll,
-  type BuiltImage,
-  type StartedRegistry,
-} from "../harness";
+import { buildImage, pushImage, type BuiltImage } from "../harness/images";
+import { startCache, stopAll, type StartedRegistry } from "../harness/registries";
 import { controlPlaneAvailable, startControlPlane, type ControlPlane } from "../harness/control-plane";
 import {
   applyServerSide,

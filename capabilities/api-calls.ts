@@ -1,0 +1,137 @@
+/**
+ * Every Kubernetes API call kuik's module makes, in one place: the RBAC of package.json (`pepr.rbac`) is generated
+ * from it, and capabilities/rbac.test.ts checks both that the built ClusterRole grants exactly this and that the
+ * real KubePort (kube/client.ts) calls nothing else.
+ *
+ * Pepr's scoped RBAC only infers `watch` for Watch/Reconcile bindings (no `list`, although every watch lists
+ * first) and nothing for the calls our own code makes (docs/limitations.md, B2), so every rule is spelled out here.
+ */
+import { DATA_PLANE } from "./bootstrap/manifests.generated";
+import { bootstrapApiCalls } from "./bootstrap/plan";
+import type { ApiCall } from "./kube/api-call";
+import { DEFAULT_PROXY_CREDENTIALS_SECRET } from "./shared/watcher-config";
+
+/**
+ * The calls kuik's own code and bindings make. Verbs are sorted; `create` on an object written with server-side
+ * apply is needed because an apply that creates the object is authorised as a create too.
+ */
+export const KUIK_API_CALLS: readonly ApiCall[] = [
+  { group: "", resource: "pods", verbs: ["watch"], why: "Pod watch bindings" },
+  {
+    group: "",
+    // one rule for both (not `serviceaccounts` alone): the bootstrap's name-scoped rule owns that key (policyRules)
+    resource: "pods,serviceaccounts",
+    verbs: ["list"],
+    why: "Pod watch bindings, resync, live recount; resync: pull secrets of service accounts",
+  },
+  {
+    group: "",
+    resource: "secrets,serviceaccounts",
+    verbs: ["get"],
+    why: "pull secrets named by Repositories (any namespace); service account of a new pod",
+  },
+  {
+    group: "",
+    resource: "events,secrets",
+    verbs: ["create"],
+    why: "Events of CachedImages; first apply of the proxy credentials Secret (create cannot be name-scoped)",
+  },
+  {
+    group: "",
+    resource: "secrets",
+    verbs: ["patch"],
+    resourceNames: [DEFAULT_PROXY_CREDENTIALS_SECRET],
+    why: "server-side apply of the proxy credentials Secret",
+  },
+  {
+    group: "kuik.enix.io",
+    resource: "cachedimages",
+    verbs: ["create", "delete", "get", "list", "patch", "watch"],
+    why: "tracking (apply, expiry), caching (get, finalizer), expiry (delete), Reconcile binding",
+  },
+  { group: "kuik.enix.io", resource: "cachedimages/status", verbs: ["patch"], why: "status of CachedImages" },
+  {
+    group: "kuik.enix.io",
+    resource: "repositories",
+    verbs: ["create", "get", "list", "patch", "watch"],
+    why: "tracking (apply pull secrets), credentials of a copy (get), Repository watch bindings, resync",
+  },
+  { group: "kuik.enix.io", resource: "repositories/status", verbs: ["patch"], why: "status of Repositories" },
+];
+
+/**
+ * What Pepr's own runtime needs (its store and the PeprStore CRD it applies at start). Pepr adds these itself in
+ * scoped mode, except `list` on peprstores, which its store watch needs.
+ */
+export const PEPR_RUNTIME_CALLS: readonly ApiCall[] = [
+  {
+    group: "pepr.dev",
+    resource: "peprstores",
+    verbs: ["create", "get", "list", "patch", "watch"],
+    why: "Pepr store (the watch lists first)",
+  },
+  {
+    group: "apiextensions.k8s.io",
+    resource: "customresourcedefinitions",
+    verbs: ["create", "patch"],
+    why: "Pepr's controller applies the PeprStore CRD at start",
+  },
+];
+
+/**
+ * What the watcher's bootstrap needs (capabilities/bootstrap; only when KUIK_BOOTSTRAP=true, the `npx pepr deploy`
+ * install): name-scoped apply of each kuik-system object of deploy/base, and patching the module's webhook.
+ * Derived from the generated manifests, so a new object in deploy/base gets its rule. The kustomize and Helm
+ * installs remove these rules (deploy/kustomization.yaml, scripts/assemble-chart.ts): they come last in
+ * {@link policyRules} for that reason.
+ */
+export const BOOTSTRAP_API_CALLS: readonly ApiCall[] = bootstrapApiCalls(DATA_PLANE);
+
+/** A Kubernetes RBAC PolicyRule. */
+export interface PolicyRule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+  resourceNames?: string[];
+}
+
+/**
+ * The PolicyRules of `calls`, as `pepr.rbac` in package.json holds them. Pepr merges rules by
+ * `apiGroups/resources`, so two calls must never share that pair (the secrets rules are split across resource
+ * lists for that reason); {@link policyRules} throws if they do.
+ */
+export function policyRules(
+  calls: readonly ApiCall[] = [...PEPR_RUNTIME_CALLS, ...KUIK_API_CALLS, ...BOOTSTRAP_API_CALLS],
+): PolicyRule[] {
+  const seen = new Set<string>();
+  return calls.map(call => {
+    const resources = call.resource.split(",");
+    const key = `${call.group}/${resources.join(",")}`;
+    if (seen.has(key)) throw new Error(`two API call rules for ${key}: Pepr would merge them`);
+    seen.add(key);
+    const rule: PolicyRule = { apiGroups: [call.group], resources, verbs: [...call.verbs] };
+    if (call.resourceNames) rule.resourceNames = [...call.resourceNames];
+    return rule;
+  });
+}
+
+/** `group/resource` → verbs granted without a name restriction, and with one, flattened from `calls`. */
+export function grantedVerbs(
+  calls: readonly ApiCall[],
+): Map<string, { any: Set<string>; named: Map<string, Set<string>> }> {
+  const out = new Map<string, { any: Set<string>; named: Map<string, Set<string>> }>();
+  for (const call of calls) {
+    for (const resource of call.resource.split(",")) {
+      const key = `${call.group}/${resource}`;
+      const entry = out.get(key) ?? { any: new Set<string>(), named: new Map<string, Set<string>>() };
+      out.set(key, entry);
+      for (const verb of call.verbs) {
+        if (!call.resourceNames) entry.any.add(verb);
+        for (const name of call.resourceNames ?? []) {
+          entry.named.set(name, (entry.named.get(name) ?? new Set<string>()).add(verb));
+        }
+      }
+    }
+  }
+  return out;
+}

@@ -1,0 +1,101 @@
+/**
+ * Production wiring of the watcher: {@link KubeClient} over one {@link KubeHttp} (a single undici Agent for every
+ * API call of the process, configured once from the kubeconfig or the in-cluster service account),
+ * {@link RegistryAdapter} over registry-client, the system clock, a {@link TimerScheduler}, and the metrics server.
+ * Only built in watcher mode.
+ */
+import type { Server } from "node:http";
+import type { Logger } from "pino";
+import { startBootstrap, type Bootstrap } from "../bootstrap/bootstrap";
+import { KubeClient } from "../kube/client";
+import { loadKubeConnection } from "../kube/config";
+import { KubeHttp, type KubeTransport } from "../kube/http";
+import type { KuikSettings } from "../shared/watcher-config";
+import { CachedImagesController } from "./controller";
+import { KuikMetrics, serveMetrics, type BuildInfo } from "./metrics";
+import { RegistryAdapter } from "./registry-adapter";
+import { TimerScheduler } from "./scheduler";
+
+/** The running watcher. */
+export interface WatcherRuntime {
+  controller: CachedImagesController;
+  metrics: KuikMetrics;
+  /**
+   * Before the Pepr module and {@link start}: with `bootstrap` (KUIK_BOOTSTRAP=true), starts the bootstrap
+   * (capabilities/bootstrap) and resolves once kuik's CRDs are Established, so Pepr's watches find them, or after
+   * `waitMs` (default 60 s; the bootstrap keeps retrying in the background). Otherwise resolves at once.
+   */
+  prepare(opts: { bootstrap: boolean; waitMs?: number }): Promise<void>;
+  /** Starts the loops and the metrics server. */
+  start(): void;
+  stop(): Promise<void>;
+}
+
+/**
+ * Builds the watcher from validated settings; nothing runs until {@link WatcherRuntime.start}. `kube` replaces the
+ * API transport (tests); by default one {@link KubeHttp} is built here, closed by {@link WatcherRuntime.stop}.
+ *
+ * @throws KubeConfigError when the Kubernetes configuration cannot be loaded.
+ */
+export function createWatcherRuntime(
+  settings: KuikSettings,
+  log: Logger,
+  build: BuildInfo,
+  kube?: KubeTransport,
+): WatcherRuntime {
+  const { config, watcher } = settings;
+  const transport = kube ?? new KubeHttp(loadKubeConnection(), { userAgent: `kuik/${build.version}` });
+  const scheduler = new TimerScheduler();
+  const registry = new RegistryAdapter(config, event => {
+    if (event.type !== "response") log.debug({ registryEvent: event }, "registry event");
+  });
+  const metrics = new KuikMetrics(build);
+  const controller = new CachedImagesController({
+    kube: new KubeClient(transport),
+    registry,
+    clock: { now: () => new Date() },
+    scheduler,
+    log,
+    metrics,
+    config,
+    watcher,
+  });
+  metrics.setSnapshot(controller);
+  let server: Server | undefined;
+  let bootstrap: Bootstrap | undefined;
+  const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms).unref());
+  return {
+    controller,
+    metrics,
+    async prepare({ bootstrap: enabled, waitMs = 60_000 }) {
+      if (!enabled || bootstrap !== undefined) return;
+      bootstrap = startBootstrap({ kube: transport, log: log.child({ component: "bootstrap" }), sleep });
+      let timer: NodeJS.Timeout | undefined;
+      // not unref'd: until Pepr's server listens, this timer is what keeps the process alive
+      const late = new Promise<boolean>(resolve => (timer = setTimeout(() => resolve(true), waitMs)));
+      const timedOut = await Promise.race([bootstrap.crdsEstablished.then(() => false), late]);
+      clearTimeout(timer);
+      if (timedOut)
+        log.warn({ waitMs }, "bootstrap: CRDs not Established yet; starting anyway, still retrying");
+    },
+    start() {
+      controller.start();
+      if (watcher.metricsPort === 0) return;
+      serveMetrics(metrics.registry, watcher.metricsPort, log).then(
+        s => {
+          server = s;
+          log.info({ port: watcher.metricsPort }, "metrics served");
+        },
+        (err: unknown) => log.error({ err, port: watcher.metricsPort }, "cannot serve metrics"),
+      );
+    },
+    async stop() {
+      bootstrap?.stop();
+      controller.stop();
+      scheduler.stop();
+      server?.close();
+      await registry.close();
+      if (kube === undefined && transport instanceof KubeHttp) await transport.close();
+    },
+  };
+}
