@@ -10,11 +10,9 @@
  * What differs from the installed objects is returned as overrides: listen addresses and ports, the cache
  * registry's Service name, the storage directory, mounted file paths, and the origin's CA.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { IMAGE_ENV, IMAGE_NODE_ARGS, node24 } from "../../proxy/test/process";
-import { onProcessExit, tiedToParent } from "../harness/cleanup";
 import type { ControlPlane } from "../harness/control-plane";
 import {
   containerEnv,
@@ -32,7 +30,8 @@ import {
 import { baseProcessEnv } from "../harness/kuik-module";
 import { freePort, LOOPBACK, simpleRequest } from "../harness/net";
 import { startCache, type RegistryConfig, type StartedRegistry } from "../harness/registries";
-import { killGroup, REPO_ROOT, run, sleep } from "../harness/tools";
+import { startProcess } from "../harness/process";
+import { REPO_ROOT, run, sleep } from "../harness/tools";
 
 /** kuik's namespace (ignored by the webhook). */
 export const KUIK_NAMESPACE = "kuik-system";
@@ -220,11 +219,6 @@ export function syncMount(
   };
 }
 
-const liveProxies = new Set<ChildProcess>();
-onProcessExit(() => {
-  for (const c of liveProxies) killGroup(c.pid, "SIGKILL");
-});
-
 /** The proxy process: spawn, wait until /readyz answers 200. */
 async function spawnProxy(
   c: Container,
@@ -234,54 +228,20 @@ async function spawnProxy(
   timeoutMs: number,
 ) {
   const logFile = join(dir, "proxy.log");
-  const fd = openSync(logFile, "a");
-  let child: ChildProcess;
-  try {
+  const p = await startProcess({
+    name: "kuik-proxy",
     // the image's entrypoint: node with its flags, then the bundle (proxy/Dockerfile)
-    const [cmd, a] = tiedToParent(node24(), [...IMAGE_NODE_ARGS, PROXY_BUNDLE, ...(c.args ?? [])]);
-    child = spawn(cmd, a, {
-      cwd: dir,
-      env: { ...baseProcessEnv(), ...IMAGE_ENV, ...env },
-      stdio: ["ignore", fd, fd],
-      detached: true,
-    });
-  } finally {
-    closeSync(fd);
-  }
-  liveProxies.add(child);
-  let alive = child.pid !== undefined;
-  const exited = new Promise<void>(resolve => {
-    const done = (): void => {
-      alive = false;
-      liveProxies.delete(child);
-      resolve();
-    };
-    child.once("exit", done);
-    child.once("error", done);
+    cmd: node24(),
+    args: [...IMAGE_NODE_ARGS, PROXY_BUNDLE, ...(c.args ?? [])],
+    cwd: dir,
+    env: { ...baseProcessEnv(), ...IMAGE_ENV, ...env },
+    logFile,
+    ready: async () => (await simpleRequest(`${opsUrl}/readyz`, { timeoutMs: 1000 })).status === 200,
+    readyTimeoutMs: timeoutMs,
+    pollMs: 50,
   });
   const readLog = (): string => (existsSync(logFile) ? readFileSync(logFile, "utf8") : "");
-  const stop = async (): Promise<void> => {
-    if (!alive) return;
-    killGroup(child.pid, "SIGTERM");
-    const t = setTimeout(() => killGroup(child.pid, "SIGKILL"), 10_000);
-    await exited;
-    clearTimeout(t);
-  };
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const status = await simpleRequest(`${opsUrl}/readyz`, { timeoutMs: 1000 }).then(
-      r => r.status,
-      () => 0,
-    );
-    if (status === 200) break;
-    if (!alive || Date.now() > deadline) {
-      await stop();
-      const tail = readLog().trim().split("\n").slice(-20).join("\n");
-      throw new Error(`kuik-proxy ${alive ? "not ready in time" : "exited"}; ${logFile}:\n${tail}`);
-    }
-    await sleep(50);
-  }
-  return { pid: child.pid ?? 0, logFile, readLog, stop, running: () => alive };
+  return { pid: p.pid, logFile, readLog, stop: p.stop, running: p.isRunning };
 }
 
 /**

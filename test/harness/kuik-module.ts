@@ -18,13 +18,10 @@
  *
  * Ready when `/healthz` answers 200 on both.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
-  closeSync,
   existsSync,
   mkdirSync,
-  openSync,
   readdirSync,
   readFileSync,
   rmSync,
@@ -35,7 +32,7 @@ import {
 import { request as httpsRequest } from "node:https";
 import { join, relative } from "node:path";
 import { gunzipSync } from "node:zlib";
-import { keepTemp, makeTempDir, onProcessExit, removeTempDir, tiedToParent } from "./cleanup";
+import { keepTemp, makeTempDir, removeTempDir } from "./cleanup";
 import type { ControlPlane } from "./control-plane";
 import {
   containerEnv,
@@ -51,7 +48,8 @@ import {
 } from "./kuik-install";
 import { freePort, LOOPBACK } from "./net";
 import { harnessPki } from "./pki";
-import { killGroup, REPO_ROOT, run, sleep } from "./tools";
+import { startProcess, type RunningProcess } from "./process";
+import { REPO_ROOT, run } from "./tools";
 
 /** The module's uuid (package.json `pepr.uuid`): names the bundle, the YAML and the generated objects. */
 export const MODULE_UUID = "kuik";
@@ -261,11 +259,6 @@ export interface KuikModule {
   /** Stop both processes (SIGTERM, SIGKILL after 10 s); removes the temp dir when it is ours. Idempotent. */
   stop(): Promise<void>;
 }
-
-const live = new Set<ChildProcess>();
-onProcessExit(() => {
-  for (const c of live) killGroup(c.pid, "SIGKILL");
-});
 
 function healthz(port: number, ca: Buffer): Promise<number> {
   return new Promise(resolve => {
@@ -499,87 +492,40 @@ export async function startKuikModule(cp: ControlPlane, opts: KuikModuleOptions 
     watcher: await roleSetup(cp, ww, { ...common, port: ports.watcher }),
   };
 
-  interface Proc extends ModuleProcess {
-    child: ChildProcess;
-    exited: Promise<void>;
-    alive: boolean;
-  }
-  const procs = new Map<Role, Proc>();
-
-  const launch = (role: Role): Proc => {
-    const logFile = join(logsDir, `${role}.log`);
+  const procs = new Map<Role, RunningProcess>();
+  const logFile = (role: Role): string => join(logsDir, `${role}.log`);
+  const readLog = (role: Role): string =>
+    existsSync(logFile(role)) ? readFileSync(logFile(role), "utf8") : "";
+  /** Start one role's process and wait until its /healthz answers. */
+  const launch = async (role: Role): Promise<void> => {
     const s = setups[role];
-    const fd = openSync(logFile, "a");
-    let child: ChildProcess;
-    try {
-      // controller.js forks module-<hash>.js with its own environment: the container's
-      const [c, a] = tiedToParent(NODE, [s.script]);
-      const env = { ...baseProcessEnv(), ...s.env };
-      child = spawn(c, a, { cwd: join(dir, "app"), env, stdio: ["ignore", fd, fd], detached: true });
-    } finally {
-      closeSync(fd);
-    }
-    const p: Proc = {
+    procs.set(
       role,
-      pid: child.pid ?? 0,
-      port: ports[role],
-      logFile,
-      child,
-      alive: child.pid !== undefined,
-      exited: Promise.resolve(),
-      get running() {
-        return this.alive;
-      },
-      readLog: () => (existsSync(logFile) ? readFileSync(logFile, "utf8") : ""),
-    };
-    p.exited = new Promise<void>(resolve => {
-      const done = (): void => {
-        p.alive = false;
-        live.delete(child);
-        resolve();
-      };
-      child.once("exit", done);
-      child.once("error", done);
-    });
-    live.add(child);
-    procs.set(role, p);
-    return p;
-  };
-
-  const stopProc = async (p: Proc | undefined): Promise<void> => {
-    if (!p?.alive) return;
-    killGroup(p.pid, "SIGTERM");
-    const t = setTimeout(() => killGroup(p.pid, "SIGKILL"), 10_000);
-    await p.exited;
-    clearTimeout(t);
+      await startProcess({
+        name: `kuik ${role}`,
+        // controller.js forks module-<hash>.js with its own environment: the container's
+        cmd: NODE,
+        args: [s.script],
+        cwd: join(dir, "app"),
+        env: { ...baseProcessEnv(), ...s.env },
+        logFile: logFile(role),
+        ready: async () => (await healthz(ports[role], ca)) === 200,
+        readyTimeoutMs: opts.readyTimeoutMs ?? 60_000,
+      }),
+    );
   };
 
   let stopped = false;
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
-    await Promise.all([stopProc(procs.get("admission")), stopProc(procs.get("watcher"))]);
+    await Promise.all([procs.get("admission")?.stop(), procs.get("watcher")?.stop()]);
     if (ownDir && !keepTemp()) removeTempDir(dir);
-  };
-
-  const waitReady = async (p: Proc): Promise<void> => {
-    const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);
-    const offset = statSync(p.logFile).size;
-    for (;;) {
-      if ((await healthz(p.port, ca)) === 200) return;
-      if (!p.alive || Date.now() > deadline) {
-        const log = p.readLog().slice(offset).trim().split("\n").slice(-30).join("\n");
-        throw new Error(
-          `kuik ${p.role} ${p.alive ? "not healthy in time" : "exited"}; ${p.logFile}:\n${log}`,
-        );
-      }
-      await sleep(100);
-    }
   };
 
   let webhook: { url: string; overrides: Override[] };
   try {
-    await Promise.all(roles.map(r => waitReady(launch(r))));
+    await Promise.all(roles.map(r => launch(r)));
     webhook = await repointWebhooks(cp, installation, ports.admission, ca.toString("utf8"));
   } catch (e) {
     await stop();
@@ -589,14 +535,14 @@ export async function startKuikModule(cp: ControlPlane, opts: KuikModuleOptions 
   const handle = (role: Role): ModuleProcess => ({
     role,
     port: ports[role],
-    logFile: join(logsDir, `${role}.log`),
+    logFile: logFile(role),
     get pid() {
       return procs.get(role)?.pid ?? 0;
     },
     get running() {
-      return procs.get(role)?.alive ?? false;
+      return procs.get(role)?.isRunning() ?? false;
     },
-    readLog: () => procs.get(role)?.readLog() ?? "",
+    readLog: () => readLog(role),
   });
 
   return {
@@ -613,8 +559,8 @@ export async function startKuikModule(cp: ControlPlane, opts: KuikModuleOptions 
     build,
     startupMs: Date.now() - started,
     async restart(role) {
-      await stopProc(procs.get(role));
-      await waitReady(launch(role));
+      await procs.get(role)?.stop();
+      await launch(role);
     },
     stop,
   };

@@ -2,8 +2,7 @@
  * One distribution registry process: config generation, spawn on a free port (retrying on EADDRINUSE), readiness
  * polling of /v2/, kill / restart / stop. The kind-specific config comes from registry-setup.ts.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import type { Server } from "node:http";
 import { join } from "node:path";
 import { freePort, LOOPBACK, simpleRequest } from "./net";
@@ -18,13 +17,9 @@ import type {
 } from "./registries";
 import { htpasswdAuth, pullThroughConfig, setupTokenAuth } from "./registry-setup";
 import type { TokenIssuer } from "./token-issuer";
-import { keepTemp, makeTempDir, onProcessExit, removeTempDir, tiedToParent } from "./cleanup";
+import { keepTemp, makeTempDir, removeTempDir } from "./cleanup";
+import { startProcess as startLoggedProcess, type RunningProcess } from "./process";
 import { findTool, killGroup, registryBinary, sleep, type RegistryBinaryInfo } from "./tools";
-
-const live = new Set<RegistryProcess>();
-onProcessExit(() => {
-  for (const r of live) killGroup(r.pid, "SIGKILL");
-});
 
 export class RegistryProcess implements StartedRegistry {
   readonly kind: RegistryKind;
@@ -46,8 +41,7 @@ export class RegistryProcess implements StartedRegistry {
   upstream?: UpstreamSpec;
   /** Port the registry process binds (differs from `port` behind a same-host token front). */
   internalPort = 0;
-  private child: ChildProcess | undefined;
-  private exitPromise: Promise<void> = Promise.resolve();
+  private proc: RunningProcess | undefined;
   private servers: Server[] = [];
   private config!: RegistryConfig;
   private env: NodeJS.ProcessEnv = {};
@@ -64,7 +58,6 @@ export class RegistryProcess implements StartedRegistry {
     this.logFile = join(this.dir, "registry.log");
     this.configFile = join(this.dir, "config.yml");
     this.binary = registryBinary(opts.binary ?? findTool("registry"));
-    live.add(this);
   }
 
   get host(): string {
@@ -77,8 +70,7 @@ export class RegistryProcess implements StartedRegistry {
     return this.username !== undefined ? `${this.username}:${this.password ?? ""}` : undefined;
   }
   get pid(): number | undefined {
-    const c = this.child;
-    return c && c.exitCode === null && c.signalCode === null ? c.pid : undefined;
+    return this.proc?.isRunning() ? this.proc.pid : undefined;
   }
   get running(): boolean {
     return this.pid !== undefined;
@@ -166,21 +158,6 @@ export class RegistryProcess implements StartedRegistry {
     writeFileSync(this.configFile, `${JSON.stringify(cfg, null, 2)}\n`, { mode: 0o600 });
   }
 
-  private spawn(): void {
-    const fd = openSync(this.logFile, "a");
-    try {
-      const [cmd, args] = tiedToParent(this.binary.path, ["serve", this.configFile]);
-      const child = spawn(cmd, args, { env: this.env, stdio: ["ignore", fd, fd], detached: true });
-      this.child = child;
-      this.exitPromise = new Promise(resolve => {
-        child.once("exit", () => resolve());
-        child.once("error", () => resolve());
-      });
-    } finally {
-      closeSync(fd);
-    }
-  }
-
   /** Start the registry process and wait for /v2/; on EADDRINUSE pick a new port (or retry the same one). */
   async startProcess(samePort: boolean): Promise<void> {
     const deadline = Date.now() + (this.opts.readyTimeoutMs ?? 30_000);
@@ -191,57 +168,48 @@ export class RegistryProcess implements StartedRegistry {
       }
       this.writeConfig();
       const logStart = this.readLog().length;
-      this.spawn();
-      if (await this.waitReady(deadline)) break;
-      const inUse = /address already in use/i.test(this.readLog().slice(logStart));
-      if (inUse && attempt < 10 && Date.now() < deadline) {
+      try {
+        this.proc = await startLoggedProcess({
+          name: `${this.name}: registry ${this.binary.path} (${this.binary.version})`,
+          cmd: this.binary.path,
+          args: ["serve", this.configFile],
+          env: this.env,
+          logFile: this.logFile,
+          ready: () => this.answers(),
+          readyTimeoutMs: Math.max(1000, deadline - Date.now()),
+          pollMs: 50,
+        });
+        break;
+      } catch (e) {
+        const inUse = /address already in use/i.test(this.readLog().slice(logStart));
+        if (!inUse || attempt >= 10 || Date.now() >= deadline) throw e;
         await sleep(samePort ? 200 : 0);
-        continue;
       }
-      const state = this.running ? "not ready" : "exited";
-      killGroup(this.child?.pid, "SIGKILL");
-      await this.exitPromise;
-      const tail = this.readLog().trim().split("\n").slice(-20).join("\n");
-      throw new Error(
-        `${this.name}: registry ${this.binary.path} (${this.binary.version}) ${state}; ${this.logFile}:\n${tail}`,
-      );
     }
     if (this.tls && !this.certDir && this.caFile) {
       this.certDir = writeCertDir(this.dir, this.host, readFileSync(this.caFile));
     }
   }
 
-  /** Poll /v2/ until 200 or 401; false if the process exited or the deadline passed. */
-  private async waitReady(deadline: number): Promise<boolean> {
+  /** Whether /v2/ answers 200 or 401 (an auth challenge: the registry serves). */
+  private async answers(): Promise<boolean> {
     const scheme = this.tls && !this.front ? "https" : "http";
     const url = `${scheme}://${this.opts.host ?? LOOPBACK}:${this.internalPort}/v2/`;
     const opts = { timeoutMs: 2000, ...(this.caFile ? { caFile: this.caFile } : {}) };
-    while (Date.now() < deadline && this.running) {
-      const status = await simpleRequest(url, opts).then(
-        r => r.status,
-        () => 0,
-      );
-      if (status === 200 || status === 401) return true;
-      await sleep(50);
-    }
-    return false;
+    const status = (await simpleRequest(url, opts)).status;
+    return status === 200 || status === 401;
   }
 
   kill(signal: NodeJS.Signals = "SIGKILL"): void {
-    killGroup(this.child?.pid, signal);
+    killGroup(this.proc?.pid, signal);
   }
 
   exited(): Promise<void> {
-    return this.exitPromise;
+    return this.proc?.exited ?? Promise.resolve();
   }
 
   private async stopProcess(): Promise<void> {
-    if (!this.running) return;
-    this.kill("SIGTERM");
-    const t = setTimeout(() => this.kill("SIGKILL"), 10_000);
-    await this.exitPromise;
-    clearTimeout(t);
-    killGroup(this.child?.pid, "SIGKILL"); // stray members of the group, if any
+    await this.proc?.stop();
   }
 
   async restart(): Promise<void> {
@@ -254,7 +222,6 @@ export class RegistryProcess implements StartedRegistry {
     if (this.stopped) return;
     this.stopped = true;
     await this.stopProcess();
-    live.delete(this);
     const close = (s: Server): Promise<void> =>
       new Promise(resolve => {
         s.close(() => resolve());

@@ -3,13 +3,13 @@
  * (`${KUIK_CACHE:-~/.cache/kuik}/bin/minio`), single drive in a temp dir, one bucket. Plus a minimal AWS
  * Signature V4 client (bucket creation, object HEAD) so tests can look into the bucket without an SDK.
  */
-import { spawn } from "node:child_process";
 import { createHash, createHmac } from "node:crypto";
-import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { keepTemp, makeTempDir, onProcessExit, removeTempDir, tiedToParent } from "./cleanup";
+import { keepTemp, makeTempDir, removeTempDir } from "./cleanup";
 import { freePort, LOOPBACK } from "./net";
-import { killGroup, kuikCacheDir, sleep } from "./tools";
+import { startProcess } from "./process";
+import { kuikCacheDir } from "./tools";
 
 /** Path of the MinIO binary: `$KUIK_MINIO_BIN`, else the component build's. */
 export function minioBinary(): string {
@@ -105,54 +105,41 @@ export async function startMinio(opts: MinioOptions = {}): Promise<StartedMinio>
     secretKey: opts.secretKey ?? "kuik-minio-secret",
     dir,
   };
-  const fd = openSync(logFile, "a");
-  const [cmd, args] = tiedToParent(minioBinary(), [
-    "server",
-    "--quiet",
-    "--address",
-    `${LOOPBACK}:${port}`,
-    "--console-address",
-    `${LOOPBACK}:${consolePort}`,
-    join(dir, "data"),
-  ]);
-  const env = {
-    ...process.env,
-    MINIO_ROOT_USER: m.accessKey,
-    MINIO_ROOT_PASSWORD: m.secretKey,
-    MINIO_REGION: m.region,
-    MINIO_BROWSER: "off",
-    MINIO_UPDATE: "off",
-  };
-  const child = spawn(cmd, args, { env, stdio: ["ignore", fd, fd], detached: true });
-  closeSync(fd);
-  const exited = new Promise<void>(resolve => child.once("exit", () => resolve()));
-  const unregister = onProcessExit(() => killGroup(child.pid, "SIGKILL"));
+  const proc = await startProcess({
+    name: "minio",
+    cmd: minioBinary(),
+    args: [
+      "server",
+      "--quiet",
+      "--address",
+      `${LOOPBACK}:${port}`,
+      "--console-address",
+      `${LOOPBACK}:${consolePort}`,
+      join(dir, "data"),
+    ],
+    env: {
+      ...process.env,
+      MINIO_ROOT_USER: m.accessKey,
+      MINIO_ROOT_PASSWORD: m.secretKey,
+      MINIO_REGION: m.region,
+      MINIO_BROWSER: "off",
+      MINIO_UPDATE: "off",
+    },
+    logFile,
+    ready: async () => (await fetch(`${endpoint}/minio/health/ready`)).status === 200,
+    readyTimeoutMs: 60_000,
+  }).catch((e: unknown) => {
+    removeTempDir(dir);
+    throw e;
+  });
   const readLog = (): string => (existsSync(logFile) ? readFileSync(logFile, "utf8") : "");
   let stopped = false;
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
-    killGroup(child.pid, "SIGTERM");
-    const t = setTimeout(() => killGroup(child.pid, "SIGKILL"), 10_000);
-    await exited;
-    clearTimeout(t);
-    unregister();
+    await proc.stop();
     if (!keepTemp()) removeTempDir(dir);
   };
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const status = await fetch(`${endpoint}/minio/health/ready`).then(
-      r => r.status,
-      () => 0,
-    );
-    if (status === 200) break;
-    if (child.exitCode !== null || Date.now() > deadline) {
-      const log = readLog();
-      await stop();
-      throw new Error(`minio did not start; ${logFile}:\n${log.slice(-2000)}`);
-    }
-    await sleep(100);
-  }
   const created = await s3Request(endpoint, m, "PUT", `/${m.bucket}`);
   if (created !== 200) {
     await stop();

@@ -1,6 +1,6 @@
 /**
  * The proxy as it ships: the esbuild bundle run as a child process by Node 24, against a real cache registry.
- * - It is ready in well under a second, with no Kubernetes API (kuik v1 did full API discovery at start: 30+ s on
+ * - It is ready within seconds, with no Kubernetes API (kuik v1 did full API discovery at start: 30+ s on
  *   clusters with many CRDs, issues #102/#439, and nodes pulled nothing meanwhile).
  * - A client that stops reading does not make the proxy buffer the blob: backpressure holds the cache
  *   connection still, and the process RSS stays flat (measured from /proc, the reason this runs out of process).
@@ -58,9 +58,11 @@ afterAll(async () => {
 });
 
 describe("the bundled proxy process", () => {
-  it("is ready in under a second and serves health, readiness and metrics", async () => {
+  it("is ready within seconds (no API discovery) and serves health, readiness and metrics", async () => {
     const p = await start();
-    expect(p.startupMs).toBeLessThan(1000);
+    // Not a performance goal (bench/ has those): a bound 10x above a quiet start (~0.3 s) that a loaded CI machine
+    // keeps, and that a start waiting on discovery (v1: 30+ s) does not.
+    expect(p.startupMs).toBeLessThan(10_000);
     expect((await httpGet(`${p.opsUrl}/healthz`)).status).toBe(200);
     expect((await httpGet(`${p.opsUrl}/readyz`)).status).toBe(200);
     expect((await httpGet(`http://${p.host}/v2/`)).status).toBe(200);
