@@ -55,65 +55,22 @@ export interface Bootstrap {
 export function startBootstrap(deps: BootstrapDeps): Bootstrap {
   const crds = deps.crds ?? CRDS;
   const dataPlane = deps.dataPlane ?? DATA_PLANE;
-  const pollMs = deps.pollMs ?? 500;
-  const establishTimeoutMs = deps.establishTimeoutMs ?? 30_000;
   const log = deps.log;
   let stopped = false;
   let attempts = 0;
   let markEstablished!: () => void;
   const crdsEstablished = new Promise<void>(resolve => (markEstablished = resolve));
 
-  const apply = async (m: Manifest): Promise<unknown> => deps.kube.request(applyRequest(m));
-
-  /** Applies every CRD, then re-applies (a no-op write whose response has the status) until each is Established. */
-  const applyCrds = async (): Promise<void> => {
-    for (const crd of crds) {
-      const deadline = Date.now() + establishTimeoutMs;
-      let live = await apply(crd);
-      while (!isEstablished(live)) {
-        if (stopped) return;
-        if (Date.now() >= deadline) {
-          throw new BootstrapError(
-            "BOOTSTRAP_NOT_ESTABLISHED",
-            `${describe(crd)} not Established after ${establishTimeoutMs} ms`,
-          );
-        }
-        await deps.sleep(pollMs);
-        live = await apply(crd);
-      }
-    }
+  const attempt = async (): Promise<void> => {
+    if (!(await applyCrds(deps, crds, () => stopped))) return;
     log.info({ crds: crds.map(c => c.metadata.name) }, "bootstrap: CRDs applied and Established");
     markEstablished();
-  };
-
-  const patchWebhook = async (): Promise<void> => {
-    const path = resourcePath(webhookRef());
-    let config: { webhooks?: WebhookView[] };
-    try {
-      config = await deps.kube.request<{ webhooks?: WebhookView[] }>({ method: "GET", path, read: true });
-    } catch (err) {
-      throw new BootstrapError("BOOTSTRAP_WEBHOOK", `reading ${path}: ${(err as Error).message}`);
-    }
-    const ops = webhookPatch(config);
-    if (ops.length === 0) return;
-    await deps.kube.request({
-      method: "PATCH",
-      path,
-      query: { fieldManager: BOOTSTRAP_FIELD_MANAGER },
-      body: ops,
-      contentType: PATCH_TYPES.json,
-    });
-    log.info({ ops: ops.filter(o => o.op !== "test").map(o => o.path) }, "bootstrap: webhook patched");
-  };
-
-  const attempt = async (): Promise<void> => {
-    await applyCrds();
     for (const m of dataPlane) {
       if (stopped) return;
-      await apply(m);
+      await deps.kube.request(applyRequest(m));
     }
     log.info({ objects: dataPlane.map(describe) }, "bootstrap: kuik-system data plane applied");
-    if (!stopped) await patchWebhook();
+    if (!stopped) await patchWebhook(deps.kube, log);
   };
 
   const done = (async () => {
@@ -145,4 +102,54 @@ export function startBootstrap(deps: BootstrapDeps): Bootstrap {
       stopped = true;
     },
   };
+}
+
+/**
+ * Applies every CRD, then re-applies (a no-op write whose response has the status) until each is Established.
+ * Resolves `true` once all are, `false` when stopped first.
+ */
+async function applyCrds(
+  deps: BootstrapDeps,
+  crds: readonly Manifest[],
+  stopped: () => boolean,
+): Promise<boolean> {
+  const pollMs = deps.pollMs ?? 500;
+  const establishTimeoutMs = deps.establishTimeoutMs ?? 30_000;
+  for (const crd of crds) {
+    const deadline = Date.now() + establishTimeoutMs;
+    let live = await deps.kube.request(applyRequest(crd));
+    while (!isEstablished(live)) {
+      if (stopped()) return false;
+      if (Date.now() >= deadline) {
+        throw new BootstrapError(
+          "BOOTSTRAP_NOT_ESTABLISHED",
+          `${describe(crd)} not Established after ${establishTimeoutMs} ms`,
+        );
+      }
+      await deps.sleep(pollMs);
+      live = await deps.kube.request(applyRequest(crd));
+    }
+  }
+  return true;
+}
+
+/** Gives Pepr's webhook kuik's objectSelector and reinvocationPolicy, when it does not have them yet. */
+async function patchWebhook(kube: KubeTransport, log: Logger): Promise<void> {
+  const path = resourcePath(webhookRef());
+  let config: { webhooks?: WebhookView[] };
+  try {
+    config = await kube.request<{ webhooks?: WebhookView[] }>({ method: "GET", path, read: true });
+  } catch (err) {
+    throw new BootstrapError("BOOTSTRAP_WEBHOOK", `reading ${path}: ${(err as Error).message}`);
+  }
+  const ops = webhookPatch(config);
+  if (ops.length === 0) return;
+  await kube.request({
+    method: "PATCH",
+    path,
+    query: { fieldManager: BOOTSTRAP_FIELD_MANAGER },
+    body: ops,
+    contentType: PATCH_TYPES.json,
+  });
+  log.info({ ops: ops.filter(o => o.op !== "test").map(o => o.path) }, "bootstrap: webhook patched");
 }

@@ -70,12 +70,7 @@ export function createWatcherRuntime(
     async prepare({ bootstrap: enabled, waitMs = 60_000 }) {
       if (!enabled || bootstrap !== undefined) return;
       bootstrap = startBootstrap({ kube: transport, log: log.child({ component: "bootstrap" }), sleep });
-      let timer: NodeJS.Timeout | undefined;
-      // not unref'd: until Pepr's server listens, this timer is what keeps the process alive
-      const late = new Promise<boolean>(resolve => (timer = setTimeout(() => resolve(true), waitMs)));
-      const timedOut = await Promise.race([bootstrap.crdsEstablished.then(() => false), late]);
-      clearTimeout(timer);
-      if (timedOut)
+      if (!(await settlesWithin(bootstrap.crdsEstablished, waitMs)))
         log.warn({ waitMs }, "bootstrap: CRDs not Established yet; starting anyway, still retrying");
     },
     start() {
@@ -98,4 +93,14 @@ export function createWatcherRuntime(
       if (kube === undefined && transport instanceof KubeHttp) await transport.close();
     },
   };
+}
+
+/** Whether `promise` resolves within `ms`. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  // not unref'd: until Pepr's server listens, this timer is what keeps the process alive
+  const late = new Promise<boolean>(resolve => (timer = setTimeout(() => resolve(false), ms)));
+  const settled = await Promise.race([promise.then(() => true), late]);
+  clearTimeout(timer);
+  return settled;
 }

@@ -3,16 +3,14 @@
  * whether this is a hit (200/206: stream it to the client) or not (anything else: swallow the small body and let
  * the caller go to the origin). Nothing reaches the client before that decision.
  *
- * Streaming uses undici's handler contract directly (no intermediate Readable): `res.write() === false` pauses the
- * upstream socket and the ServerResponse's 'drain' resumes it, so a slow client holds the cache connection still
- * instead of buffering the blob. Once the head is sent, an upstream failure destroys the client socket: the
- * client sees a broken transfer (and retries), never a silently short body.
+ * A hit is streamed by relay.ts straight from undici's handler callbacks (no intermediate Readable), with the
+ * backpressure, short-body rule and client-abort path the origin leg uses too.
  */
 import type { ServerResponse } from "node:http";
 import type { Dispatcher } from "undici";
 import { isTimeoutCode } from "../../registry-client/src/transport";
 import type { GcPacer } from "./gc-pacer";
-import { clientResponseHeaders, declaredLength } from "./headers";
+import { CLIENT_CLOSED_MESSAGE, ResponseRelay, type RelayResult } from "./relay";
 
 /** What happened to one cache attempt. */
 export type CacheResult =
@@ -114,7 +112,10 @@ type DispatchOutcome =
 
 type HandlerState = "waiting" | "streaming" | "skipping" | "done";
 
-/** One cache exchange; see the module comment. Every path ends in exactly one `resolve`. */
+/**
+ * One cache exchange: waits for the head, then either hands the response to a {@link ResponseRelay} (200/206) or
+ * swallows it (a miss, an error, a redirect to follow). Every path ends in exactly one `resolve`.
+ */
 class CacheHandler implements Dispatcher.DispatchHandler {
   readonly #method: string;
   readonly #res: ServerResponse;
@@ -123,10 +124,9 @@ class CacheHandler implements Dispatcher.DispatchHandler {
   readonly #started = performance.now();
   #state: HandlerState = "waiting";
   #controller: Dispatcher.DispatchController | undefined;
+  #relay: ResponseRelay | undefined;
   #status = 0;
   #headersMs = 0;
-  #bytes = 0;
-  #expected: number | undefined;
   #location: string | undefined;
   #clientGone = false;
 
@@ -145,7 +145,7 @@ class CacheHandler implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.#controller = controller;
-    if (this.#clientGone) controller.abort(new Error("client closed the connection"));
+    if (this.#clientGone) controller.abort(new Error(CLIENT_CLOSED_MESSAGE));
   }
 
   onResponseStart(
@@ -163,30 +163,19 @@ class CacheHandler implements Dispatcher.DispatchHandler {
       return;
     }
     if (this.#res.destroyed) return this.#abortForClient();
-    this.#res.writeHead(statusCode, clientResponseHeaders(headers));
-    this.#expected = this.#method === "HEAD" ? undefined : declaredLength(headers);
+    // From here on the relay owns the client side, client close included.
+    this.#res.off("close", this.#onClientClose);
     this.#state = "streaming";
-    this.#res.on("drain", this.#onDrain);
+    this.#relay = new ResponseRelay(this.#res, "cache", result => this.#served(result), this.#pacer);
+    this.#relay.start(controller, this.#method, statusCode, headers);
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.#state !== "streaming") return;
-    this.#bytes += chunk.length;
-    this.#pacer?.add(chunk.length);
-    if (this.#res.destroyed) return this.#abortForClient();
-    if (!this.#res.write(chunk)) controller.pause();
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#state === "streaming") this.#relay?.data(chunk);
   }
 
   onResponseEnd(): void {
-    if (this.#state === "streaming") {
-      if (this.#expected !== undefined && this.#bytes !== this.#expected) {
-        const error = new Error(`cache sent ${this.#bytes} of ${this.#expected} bytes`);
-        this.#res.destroy(error);
-        return this.#served(error);
-      }
-      this.#res.end();
-      return this.#served(undefined);
-    }
+    if (this.#state === "streaming") return this.#relay?.end();
     if (this.#state !== "skipping") return;
     if (this.#location !== undefined)
       return this.#finish({ kind: "redirect", location: this.#location, status: this.#status });
@@ -195,10 +184,7 @@ class CacheHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
-    if (this.#state === "streaming") {
-      this.#res.destroy(error);
-      return this.#served(error);
-    }
+    if (this.#state === "streaming") return this.#relay?.error(error);
     if (this.#state === "done") return;
     if (this.#clientGone) return this.#result({ outcome: "client-gone" });
     const code = (error as { code?: string }).code ?? "";
@@ -210,8 +196,6 @@ class CacheHandler implements Dispatcher.DispatchHandler {
     });
   }
 
-  readonly #onDrain = (): void => this.#controller?.resume();
-
   readonly #onClientClose = (): void => {
     if (this.#res.writableFinished || this.#state === "done") return;
     this.#abortForClient();
@@ -219,18 +203,18 @@ class CacheHandler implements Dispatcher.DispatchHandler {
 
   #abortForClient(): void {
     this.#clientGone = true;
-    this.#controller?.abort(new Error("client closed the connection"));
+    this.#controller?.abort(new Error(CLIENT_CLOSED_MESSAGE));
   }
 
-  #served(error: Error | undefined): void {
+  #served({ bytes, error, clientGone }: RelayResult): void {
     const result: CacheResult = {
       outcome: "served",
       status: this.#status,
       headersMs: this.#headersMs,
-      bytes: this.#bytes,
+      bytes,
     };
     if (error !== undefined) result.error = error;
-    if (this.#clientGone) result.clientGone = true;
+    if (clientGone) result.clientGone = true;
     this.#result(result);
   }
 
@@ -241,7 +225,6 @@ class CacheHandler implements Dispatcher.DispatchHandler {
   #finish(outcome: DispatchOutcome): void {
     if (this.#state === "done") return;
     this.#state = "done";
-    this.#res.off("drain", this.#onDrain);
     this.#res.off("close", this.#onClientClose);
     this.#resolve(outcome);
   }

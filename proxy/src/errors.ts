@@ -105,7 +105,7 @@ export function ociErrorBody(code: string, message: string): string {
 
 /**
  * Answers with an OCI error (no body for HEAD, as registries do). Only valid before anything was written; after
- * the first byte an error must destroy the response instead (see pump.ts and cache.ts).
+ * the first byte an error must destroy the response instead (see relay.ts).
  */
 export function sendError(
   res: ServerResponse,

@@ -49,6 +49,35 @@ export function createMetrics(options: { version: string; defaultMetrics?: boole
     labelNames: ["version", "node_version"],
     registers,
   }).set({ version: options.version, node_version: process.versions.node }, 1);
+  const m = { ...requestMetrics(registers), ...upstreamMetrics(registers) };
+  return {
+    registry,
+    requestStarted: () => m.inflight.inc(),
+    requestFinished(r) {
+      m.inflight.dec();
+      const status = String(r.statusCode);
+      m.requests.inc({ registry: r.registry, kind: r.kind, status, source: r.source });
+      if (r.kind === "manifest" || r.kind === "blob") {
+        m.legacy.inc({ registry: r.registry, statusCode: status, cacheHit: String(r.source === "cache") });
+      }
+    },
+    upstreamLatency: (upstream, kind, seconds) => m.latency.observe({ upstream, kind }, seconds),
+    bytesServed: (source, kind, n) => {
+      if (n > 0) m.bytes.inc({ source, kind }, n);
+    },
+    cacheFallback: reason => m.fallbacks.inc({ reason }),
+    cacheUp: up => m.cacheUp.set(up ? 1 : 0),
+    breakerTransition: state => m.transitions.inc({ state }),
+    originRetry: r => m.retries.inc({ registry: r }),
+    credentialsReload(result, n) {
+      m.reloads.inc({ result });
+      if (n !== undefined) m.entries.set(n);
+    },
+  };
+}
+
+/** The request metrics: counts (kuik's and kuik v1's), in flight, upstream latency, bytes served. */
+function requestMetrics(registers: Registry[]) {
   const requests = new Counter({
     name: "kuik_proxy_requests_total",
     help: "Registry API requests answered, by origin registry, kind, HTTP status and source",
@@ -79,6 +108,11 @@ export function createMetrics(options: { version: string; defaultMetrics?: boole
     labelNames: ["source", "kind"],
     registers,
   });
+  return { requests, legacy, inflight, latency, bytes };
+}
+
+/** The cache, breaker, origin-retry and credentials metrics. */
+function upstreamMetrics(registers: Registry[]) {
   const fallbacks = new Counter({
     name: "kuik_proxy_cache_fallbacks_total",
     help: "Requests served from the origin instead of the cache, by reason",
@@ -114,28 +148,5 @@ export function createMetrics(options: { version: string; defaultMetrics?: boole
     help: "Credential entries loaded from the credentials file",
     registers,
   });
-  return {
-    registry,
-    requestStarted: () => inflight.inc(),
-    requestFinished(r) {
-      inflight.dec();
-      const status = String(r.statusCode);
-      requests.inc({ registry: r.registry, kind: r.kind, status, source: r.source });
-      if (r.kind === "manifest" || r.kind === "blob") {
-        legacy.inc({ registry: r.registry, statusCode: status, cacheHit: String(r.source === "cache") });
-      }
-    },
-    upstreamLatency: (upstream, kind, seconds) => latency.observe({ upstream, kind }, seconds),
-    bytesServed: (source, kind, n) => {
-      if (n > 0) bytes.inc({ source, kind }, n);
-    },
-    cacheFallback: reason => fallbacks.inc({ reason }),
-    cacheUp: up => cacheUp.set(up ? 1 : 0),
-    breakerTransition: state => transitions.inc({ state }),
-    originRetry: r => retries.inc({ registry: r }),
-    credentialsReload(result, n) {
-      reloads.inc({ result });
-      if (n !== undefined) entries.set(n);
-    },
-  };
+  return { fallbacks, cacheUp, transitions, retries, reloads, entries };
 }

@@ -2,14 +2,21 @@
  * The origin leg: registry-client's RegistryClient does the authentication (anonymous and credentialed bearer
  * tokens, basic auth, token cache), the bounded retries before the first byte and the redirects (S3-style 307,
  * Authorization dropped on a host change). This module turns its answer into the client's response: the content
- * headers and the streamed body on success, the origin's own status with an OCI error body on failure.
+ * headers and the body streamed by relay.ts (as the cache leg's) on success, the origin's own status with an OCI
+ * error body on failure.
  */
 import type { ServerResponse } from "node:http";
 import type { RegistryClient } from "../../registry-client/src/client";
 import { clientErrorOf, sendError, type ClientError } from "./errors";
 import type { GcPacer } from "./gc-pacer";
-import { API_VERSION_HEADER, clientResponseHeaders, declaredLength } from "./headers";
-import { pumpBody } from "./pump";
+import { API_VERSION_HEADER } from "./headers";
+import {
+  CLIENT_CLOSED_MESSAGE,
+  readableController,
+  relayReadable,
+  ResponseRelay,
+  type RelayResult,
+} from "./relay";
 import type { RouteKind } from "./routes";
 
 /** A request for the origin. */
@@ -53,7 +60,7 @@ export class OriginUpstream {
   async serve(request: OriginRequest, res: ServerResponse): Promise<OriginResult> {
     const abort = new AbortController();
     const onClientClose = (): void => {
-      if (!res.writableFinished) abort.abort(new Error("client closed the connection"));
+      if (!res.writableFinished) abort.abort(new Error(CLIENT_CLOSED_MESSAGE));
     };
     res.once("close", onClientClose);
     const started = performance.now();
@@ -89,13 +96,12 @@ export class OriginUpstream {
       response.body.destroy();
       return { outcome: "client-gone" };
     }
-    res.writeHead(response.statusCode, clientResponseHeaders(response.headers));
-    if (request.method === "HEAD") {
-      res.end();
-      response.body.dump().catch(() => undefined);
-      return { outcome: "served", status: response.statusCode, headersMs, bytes: 0 };
-    }
-    const pumped = await pumpBody(response.body, res, declaredLength(response.headers), this.#pacer);
-    return { outcome: "served", status: response.statusCode, headersMs, ...pumped };
+    const body = response.body;
+    const relayed = await new Promise<RelayResult>(resolve => {
+      const relay = new ResponseRelay(res, "origin", resolve, this.#pacer);
+      relay.start(readableController(body), request.method, response.statusCode, response.headers);
+      relayReadable(body, relay);
+    });
+    return { outcome: "served", status: response.statusCode, headersMs, ...relayed };
   }
 }

@@ -48,61 +48,15 @@ export function createProxyServer(deps: ProxyDeps): ProxyServer {
   const addresses: AddressInfo[] = [];
   let opsServer: Server | undefined;
   let opsAddress: AddressInfo | undefined;
-  let inflight = 0;
   let draining = false;
   let ready = false;
-  let onIdle: (() => void) | undefined;
+  const inflight = new InflightCounter();
 
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    inflight++;
-    res.once("close", () => {
-      inflight--;
-      if (inflight === 0) onIdle?.();
-    });
+    inflight.track(res);
     // While draining, keep answering requests that arrive on open connections, but close them afterwards.
     if (draining) res.shouldKeepAlive = false;
     handle(req, res);
-  };
-
-  const start = async (): Promise<void> => {
-    for (const address of config.listen) {
-      const server = newServer(onRequest, config.clientIdleTimeoutMs);
-      try {
-        addresses.push(await listen(server, address));
-        servers.push(server);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code ?? "";
-        if (config.listenIsDefault && MISSING_ADDRESS_CODES.has(code) && address.host === "::1") {
-          log.warn(
-            { address: formatAddress(address), code },
-            "no IPv6 loopback on this node; listening on IPv4 only",
-          );
-          continue;
-        }
-        await closeAll();
-        throw new ProxyError(
-          "LISTEN_FAILED",
-          `cannot listen on ${formatAddress(address)}: ${code || String(err)}`,
-          { cause: err },
-        );
-      }
-    }
-    const ops = createServer(createOpsHandler({ metrics: deps.metrics, ready: () => ready && !draining }));
-    try {
-      opsAddress = await listen(ops, config.opsListen);
-      opsServer = ops;
-    } catch (err) {
-      await closeAll();
-      const code = (err as NodeJS.ErrnoException).code ?? String(err);
-      throw new ProxyError("LISTEN_FAILED", `cannot listen on ${formatAddress(config.opsListen)}: ${code}`, {
-        cause: err,
-      });
-    }
-    ready = true;
-    log.info(
-      { listen: addresses.map(formatAddressInfo), ops: formatAddressInfo(opsAddress) },
-      "proxy listening",
-    );
   };
 
   const closeAll = async (): Promise<void> => {
@@ -112,23 +66,34 @@ export function createProxyServer(deps: ProxyDeps): ProxyServer {
     await Promise.all(all.map(closeServer));
   };
 
+  const start = async (): Promise<void> => {
+    try {
+      await listenApi(config, onRequest, log, servers, addresses);
+      const ops = createServer(createOpsHandler({ metrics: deps.metrics, ready: () => ready && !draining }));
+      opsAddress = await listenOrFail(ops, config.opsListen);
+      opsServer = ops;
+    } catch (err) {
+      await closeAll();
+      throw err;
+    }
+    ready = true;
+    log.info(
+      { listen: addresses.map(formatAddressInfo), ops: formatAddressInfo(opsAddress) },
+      "proxy listening",
+    );
+  };
+
   const shutdown = async (timeoutMs = config.shutdownTimeoutMs): Promise<{ interrupted: number }> => {
     draining = true;
     for (const s of servers) {
       s.close();
       s.closeIdleConnections();
     }
-    if (inflight > 0) {
-      log.info({ inflight, timeoutMs }, "draining in-flight requests");
-      await new Promise<void>(resolve => {
-        const timer = setTimeout(resolve, timeoutMs);
-        onIdle = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
+    if (inflight.count > 0) {
+      log.info({ inflight: inflight.count, timeoutMs }, "draining in-flight requests");
+      await inflight.idle(timeoutMs);
     }
-    const interrupted = inflight;
+    const interrupted = inflight.count;
     await closeAll();
     return { interrupted };
   };
@@ -143,9 +108,81 @@ export function createProxyServer(deps: ProxyDeps): ProxyServer {
       return opsAddress;
     },
     get inflight() {
-      return inflight;
+      return inflight.count;
     },
   };
+}
+
+/** The requests being served, and a wait until there are none. */
+class InflightCounter {
+  count = 0;
+  #onIdle: (() => void) | undefined;
+
+  /** Counts `res` until it closes. */
+  track(res: ServerResponse): void {
+    this.count++;
+    res.once("close", () => {
+      this.count--;
+      if (this.count === 0) this.#onIdle?.();
+    });
+  }
+
+  /** Resolves when no request is in flight, or after `timeoutMs`. */
+  idle(timeoutMs: number): Promise<void> {
+    return new Promise<void>(resolve => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.#onIdle = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+}
+
+/**
+ * Binds one registry API server per address of `config.listen` into `servers`/`addresses`. A default `::1` on a
+ * node without IPv6 loopback is skipped with a warning; any other failure rejects (the caller closes what is bound).
+ */
+async function listenApi(
+  config: ProxyDeps["config"],
+  onRequest: (req: IncomingMessage, res: ServerResponse) => void,
+  log: Logger,
+  servers: Server[],
+  addresses: AddressInfo[],
+): Promise<void> {
+  for (const address of config.listen) {
+    const server = newServer(onRequest, config.clientIdleTimeoutMs);
+    try {
+      addresses.push(await listen(server, address));
+      servers.push(server);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? "";
+      if (config.listenIsDefault && MISSING_ADDRESS_CODES.has(code) && address.host === "::1") {
+        log.warn(
+          { address: formatAddress(address), code },
+          "no IPv6 loopback on this node; listening on IPv4 only",
+        );
+        continue;
+      }
+      throw listenFailed(address, err);
+    }
+  }
+}
+
+/** {@link listen}, failing with `LISTEN_FAILED`. */
+async function listenOrFail(server: Server, address: ListenAddress): Promise<AddressInfo> {
+  try {
+    return await listen(server, address);
+  } catch (err) {
+    throw listenFailed(address, err);
+  }
+}
+
+function listenFailed(address: ListenAddress, err: unknown): ProxyError {
+  const code = (err as NodeJS.ErrnoException).code || String(err);
+  return new ProxyError("LISTEN_FAILED", `cannot listen on ${formatAddress(address)}: ${code}`, {
+    cause: err,
+  });
 }
 
 function newServer(

@@ -44,16 +44,7 @@ export interface BuildOptions {
 /** Wires a proxy from its configuration. Nothing listens or watches until `start()`. */
 export function buildProxy(config: ProxyConfig, log: Logger, options: BuildOptions): ProxyRuntime {
   const metrics = createMetrics({ version: options.version, defaultMetrics: options.defaultMetrics ?? true });
-  const breaker = new CircuitBreaker({
-    ...config.breaker,
-    onChange(state, previous) {
-      metrics.cacheUp(state === "closed");
-      metrics.breakerTransition(state);
-      const entry = { cache: config.cacheRegistry.origin, state, previous };
-      if (state === "open") log.warn(entry, "cache registry failing; serving from origins");
-      else log.info(entry, "cache registry breaker changed");
-    },
-  });
+  const breaker = createBreaker(config, metrics, log);
   const rootCas = config.rootCaFiles.map(readPem);
   const pacer = GcPacer.fromGlobal(GC_PACE_BYTES);
   const cacheDispatcher = createCacheDispatcher(config, rootCas);
@@ -73,22 +64,7 @@ export function buildProxy(config: ProxyConfig, log: Logger, options: BuildOptio
           log,
           onReload: (result, n) => metrics.credentialsReload(result, n),
         });
-  const client = new RegistryClient({
-    hosts: originHosts(config),
-    defaultCa: rootCas,
-    credentials: (registry, repository) => credentials?.lookup(registry, repository) ?? [],
-    timeouts: config.originTimeouts,
-    retry: { attempts: config.originAttempts, baseDelayMs: 200, maxDelayMs: 2000 },
-    userAgent: `kuik-proxy/${options.version}`,
-    onEvent(event) {
-      if (event.type === "retry") {
-        metrics.originRetry(event.registry);
-        log.debug({ registry: event.registry, attempt: event.attempt, code: event.code }, "origin retry");
-      } else if (event.type === "insecure-fallback") {
-        log.warn({ registry: event.registry }, "insecure registry does not speak TLS; using plain HTTP");
-      }
-    },
-  });
+  const client = createOriginClient(config, rootCas, credentials, metrics, log, options.version);
   const server = createProxyServer({
     config,
     log,
@@ -113,6 +89,47 @@ export function buildProxy(config: ProxyConfig, log: Logger, options: BuildOptio
       return result;
     },
   };
+}
+
+/** The cache registry's circuit breaker, reporting its state in metrics and logs. */
+function createBreaker(config: ProxyConfig, metrics: ProxyMetrics, log: Logger): CircuitBreaker {
+  return new CircuitBreaker({
+    ...config.breaker,
+    onChange(state, previous) {
+      metrics.cacheUp(state === "closed");
+      metrics.breakerTransition(state);
+      const entry = { cache: config.cacheRegistry.origin, state, previous };
+      if (state === "open") log.warn(entry, "cache registry failing; serving from origins");
+      else log.info(entry, "cache registry breaker changed");
+    },
+  });
+}
+
+/** The origins' RegistryClient: TLS per host, credentials from the file, bounded retries counted in metrics. */
+function createOriginClient(
+  config: ProxyConfig,
+  rootCas: string[],
+  credentials: CredentialStore | undefined,
+  metrics: ProxyMetrics,
+  log: Logger,
+  version: string,
+): RegistryClient {
+  return new RegistryClient({
+    hosts: originHosts(config),
+    defaultCa: rootCas,
+    credentials: (registry, repository) => credentials?.lookup(registry, repository) ?? [],
+    timeouts: config.originTimeouts,
+    retry: { attempts: config.originAttempts, baseDelayMs: 200, maxDelayMs: 2000 },
+    userAgent: `kuik-proxy/${version}`,
+    onEvent(event) {
+      if (event.type === "retry") {
+        metrics.originRetry(event.registry);
+        log.debug({ registry: event.registry, attempt: event.attempt, code: event.code }, "origin retry");
+      } else if (event.type === "insecure-fallback") {
+        log.warn({ registry: event.registry }, "insecure registry does not speak TLS; using plain HTTP");
+      }
+    },
+  });
 }
 
 /** The cache registry's connection pool: short connect/headers timeouts, so a dead cache costs little. */

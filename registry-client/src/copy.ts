@@ -169,65 +169,67 @@ async function copyBlobs(
   };
   const stats = { blobsCopied: 0, blobsSkipped: 0, blobsMounted: 0, bytesCopied: 0 };
   const report = (): void => options.onProgress?.({ ...progress });
-  const retry = { ...DEFAULT_RETRY, ...options.retry };
-  const signalOpt = options.signal ? { signal: options.signal } : {};
   report();
   await mapLimit(blobs, options.concurrency ?? 4, async blob => {
-    const done = (how: "blobsSkipped" | "blobsMounted" | "blobsCopied"): void => {
-      stats[how]++;
-      progress.blobsDone++;
-      if (how !== "blobsCopied") progress.bytesDone += blob.size;
-      report();
-    };
-    const exists = await blobExists(dst.client, dst.ref.registry, dst.ref.repository, blob.digest, {
-      ...signalOpt,
-      actions: ["pull", "push"],
-    });
-    if (exists !== undefined) return done("blobsSkipped");
-    const sameRegistry = src.ref.registry === dst.ref.registry && src.client === dst.client;
-    if (
-      sameRegistry &&
-      (await mountBlob(
-        dst.client,
-        dst.ref.registry,
-        dst.ref.repository,
-        blob.digest,
-        src.ref.repository,
-        signalOpt,
-      ))
-    ) {
-      return done("blobsMounted");
-    }
-    await withRetries(
-      retry,
-      async () => {
-        let sent = 0;
-        try {
-          await transferBlob(
-            { client: src.client, registry: src.ref.registry, repository: src.ref.repository },
-            { client: dst.client, registry: dst.ref.registry, repository: dst.ref.repository },
-            blob,
-            {
-              ...signalOpt,
-              ...(options.chunkSize ? { chunkSize: options.chunkSize } : {}),
-              onBytes: n => {
-                sent += n;
-                progress.bytesDone += n;
-                report();
-              },
-            },
-          );
-        } catch (err) {
-          progress.bytesDone -= sent; // the retry starts the blob over
-          throw err;
-        }
-        stats.bytesCopied += blob.size;
-      },
-      signalOpt,
-    );
-    done("blobsCopied");
+    const how = await copyBlob(src, dst, blob, options, progress, report);
+    stats[how]++;
+    if (how === "blobsCopied") stats.bytesCopied += blob.size;
+    else progress.bytesDone += blob.size;
+    progress.blobsDone++;
+    report();
   });
   return stats;
+}
+
+/**
+ * One blob: skipped when the destination has it, mounted from the source repository when both are in the same
+ * registry, otherwise transferred with retries (each retry starts the blob over, and its bytes leave `progress`).
+ */
+async function copyBlob(
+  src: Endpoint,
+  dst: Endpoint,
+  blob: Descriptor,
+  options: CopyOptions,
+  progress: CopyProgress,
+  report: () => void,
+): Promise<"blobsSkipped" | "blobsMounted" | "blobsCopied"> {
+  const signalOpt = options.signal ? { signal: options.signal } : {};
+  const exists = await blobExists(dst.client, dst.ref.registry, dst.ref.repository, blob.digest, {
+    ...signalOpt,
+    actions: ["pull", "push"],
+  });
+  if (exists !== undefined) return "blobsSkipped";
+  const sameRegistry = src.ref.registry === dst.ref.registry && src.client === dst.client;
+  const { registry, repository } = dst.ref;
+  if (
+    sameRegistry &&
+    (await mountBlob(dst.client, registry, repository, blob.digest, src.ref.repository, signalOpt))
+  )
+    return "blobsMounted";
+  const transfer = async (): Promise<void> => {
+    let sent = 0;
+    try {
+      await transferBlob(
+        { client: src.client, registry: src.ref.registry, repository: src.ref.repository },
+        { client: dst.client, registry, repository },
+        blob,
+        {
+          ...signalOpt,
+          ...(options.chunkSize ? { chunkSize: options.chunkSize } : {}),
+          onBytes: n => {
+            sent += n;
+            progress.bytesDone += n;
+            report();
+          },
+        },
+      );
+    } catch (err) {
+      progress.bytesDone -= sent; // the retry starts the blob over
+      throw err;
+    }
+  };
+  await withRetries({ ...DEFAULT_RETRY, ...options.retry }, transfer, signalOpt);
+  return "blobsCopied";
 }
 
 /** Map with at most `limit` promises in flight; rejects with the first error after in-flight work settles. */
