@@ -29,7 +29,14 @@ import { harnessPki } from "../harness/pki";
 import { startOriginBasic, type StartedRegistry } from "../harness/registries";
 import { kuikCacheDir, REPO_ROOT } from "../harness/tools";
 import { buildProxyBundle, KUIK_NAMESPACE } from "./installed-workloads";
-import { authEntry, DEFAULT_PROXY_PORT, ORIGIN_PULL_SECRET, waitFor } from "./stack";
+import {
+  createNamespaceWithPullSecret,
+  DEFAULT_PROXY_PORT,
+  getCachedImage,
+  listPods,
+  podRunning,
+  waitFor,
+} from "./stack";
 
 /** The Secret (in kuik-system and pepr-system) holding the origin's CA, mounted at /etc/kuik/ca. */
 export const ROOT_CA_SECRET = "kuik-root-ca";
@@ -73,8 +80,10 @@ export interface Cluster {
   cacheDigest(repo: string, ref: string): Promise<string | undefined>;
   cachedImageName(image: string): string;
   getCachedImage(name: string): Promise<KubeObject | undefined>;
-  /** Create the namespace with a dockerconfigjson Secret {@link ORIGIN_PULL_SECRET} for the origin. */
+  /** Create the namespace with a dockerconfigjson Secret for the origin (stack.ts `createNamespaceWithPullSecret`). */
   namespaceWithPullSecret(ns: string): Promise<void>;
+  /** Wait until exactly `count` Pods labelled `app=<app>` in `ns` are Running (diagnostics on timeout). */
+  runningPods(ns: string, app: string, count: number, timeoutMs?: number): Promise<KubeObject[]>;
   /** Images in the node's containerd (CRI namespace). */
   nodeImages(): Promise<string[]>;
   /** `kubectl get pods -A -o wide`, recent Events and log tails, for failure messages. */
@@ -266,7 +275,7 @@ export async function waitForKuik(
     ["deployment", PEPR_NAMESPACE, "pepr-kuik-watcher"],
   ];
   for (const [kind, ns, name] of workloads) {
-    const w = await waitFor(
+    await waitFor(
       `${kind} ${ns}/${name} rolled out`,
       async () => {
         const o = await cp.kubectlJson(["get", kind, name, "-n", ns]);
@@ -276,7 +285,6 @@ export async function waitForKuik(
     ).catch(async (e: unknown) => {
       throw new Error(`${(e as Error).message}\n${await diagnostics()}`);
     });
-    void w;
   }
 }
 
@@ -392,16 +400,6 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     }
     timings.total = Date.now() - t0;
     const proxyPort = DEFAULT_PROXY_PORT;
-    const getCachedImage = async (name: string): Promise<KubeObject | undefined> => {
-      const r = await cp.kubectl(["get", "cachedimages.kuik.enix.io", name, "-o", "json"], {
-        allowFailure: true,
-      });
-      if (r.code !== 0) {
-        if (/NotFound|not found/.test(r.stderr)) return undefined;
-        throw new Error(r.stderr);
-      }
-      return JSON.parse(r.stdout) as KubeObject;
-    };
     return {
       dir,
       cp,
@@ -448,22 +446,19 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         return `sha256:${createHash("sha256").update(r.body).digest("hex")}`;
       },
       cachedImageName: image => cachedImageName(image),
-      getCachedImage,
-      namespaceWithPullSecret: async ns => {
-        await cp.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name: ns } });
-        const config = { auths: { [origin.host]: authEntry(origin.username ?? "", origin.password ?? "") } };
-        await cp.apply({
-          apiVersion: "v1",
-          kind: "Secret",
-          type: "kubernetes.io/dockerconfigjson",
-          metadata: { name: ORIGIN_PULL_SECRET, namespace: ns },
-          data: { ".dockerconfigjson": Buffer.from(JSON.stringify(config)).toString("base64") },
-        });
-        await waitFor(`ServiceAccount ${ns}/default`, async () => {
-          const r = await cp.kubectl(["get", "serviceaccount", "default", "-n", ns], { allowFailure: true });
-          return r.code === 0;
-        });
-      },
+      getCachedImage: name => getCachedImage(cp, name),
+      namespaceWithPullSecret: ns => createNamespaceWithPullSecret(cp, ns, origin),
+      runningPods: (ns, app, count, timeoutMs = 180_000) =>
+        waitFor(
+          `${count} Running Pods of ${ns}/${app}`,
+          async () => {
+            const pods = (await listPods(cp, ns, `app=${app}`)).filter(p => !p.metadata?.deletionTimestamp);
+            return pods.length === count && pods.every(podRunning) ? pods : undefined;
+          },
+          { timeoutMs, intervalMs: 1000 },
+        ).catch(async (e: unknown) => {
+          throw new Error(`${(e as Error).message}\n${await diagnostics()}`);
+        }),
       nodeImages: () => nodeImages(node),
       diagnostics,
       stop,

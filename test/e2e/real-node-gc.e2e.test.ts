@@ -22,11 +22,6 @@ const NS = "e2e-node-gc";
 const EXPIRY_SECONDS = 15;
 const CRONJOB = "kube-image-keeper-registry-garbage-collection";
 
-function running(pod: KubeObject): boolean {
-  const st = (pod.status ?? {}) as { phase?: string; containerStatuses?: Array<{ ready?: boolean }> };
-  return st.phase === "Running" && (st.containerStatuses ?? []).every(c => c.ready === true);
-}
-
 /** A hostPath PersistentVolume on the node, owned by the registry's user, for the registry's claim. */
 function registryVolume(dir: string): object[] {
   const path = join(dir, "volumes", "registry");
@@ -69,16 +64,7 @@ describe("expiry and garbage collection on a real node", () => {
     );
 
   const runningPods = (app: string, count: number): Promise<KubeObject[]> =>
-    waitFor(
-      `${count} Running Pods of ${app}`,
-      async () => {
-        const pods = (await listPods(cluster, NS, `app=${app}`)).filter(p => !p.metadata?.deletionTimestamp);
-        return pods.length === count && pods.every(running) ? pods : undefined;
-      },
-      { timeoutMs: 180_000, intervalMs: 1000 },
-    ).catch(async (e: unknown) => {
-      throw new Error(`${(e as Error).message}\n${await cluster.diagnostics()}`);
-    });
+    cluster.runningPods(NS, app, count);
 
   beforeAll(async () => {
     cluster = await startCluster({

@@ -12,18 +12,12 @@ import { copyFileSync, cpSync, mkdirSync, symlinkSync, writeFileSync } from "nod
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeTempDir, removeTempDir } from "../harness/cleanup";
-import type { KubeObject } from "../harness/control-plane";
 import { findTool, killGroup, REPO_ROOT, runOk } from "../harness/tools";
 import { ROOT_CA_SECRET, startCluster, waitForKuik, type Cluster } from "./cluster";
 import { KUIK_NAMESPACE } from "./installed-workloads";
-import { listPods, scenario, waitFor } from "./stack";
+import { listPods, podRunning, scenario, waitFor } from "./stack";
 
 const NS = "e2e-node-install";
-
-function running(pod: KubeObject): boolean {
-  const st = (pod.status ?? {}) as { phase?: string; containerStatuses?: Array<{ ready?: boolean }> };
-  return st.phase === "Running" && (st.containerStatuses ?? []).every(c => c.ready === true);
-}
 
 describe("installing kuik on a real node", () => {
   let cluster: Cluster;
@@ -33,7 +27,7 @@ describe("installing kuik on a real node", () => {
   const kuikPods = async (): Promise<string[]> => {
     const pods = [...(await listPods(cluster, KUIK_NAMESPACE)), ...(await listPods(cluster, "pepr-system"))];
     for (const p of pods) expect(p.spec?.nodeName).toBe(cluster.node.name);
-    return pods.filter(running).map(p => p.metadata?.name ?? "");
+    return pods.filter(podRunning).map(p => p.metadata?.name ?? "");
   };
 
   beforeAll(async () => {
@@ -90,7 +84,7 @@ describe("installing kuik on a real node", () => {
       "the Pod Running",
       async () => {
         const [p] = await listPods(cluster, NS, "app=helm");
-        return p && running(p) ? p : undefined;
+        return p && podRunning(p) ? p : undefined;
       },
       { timeoutMs: 180_000, intervalMs: 1000 },
     ).catch(async (e: unknown) => {

@@ -10,16 +10,10 @@ import { runOk } from "../harness/tools";
 import type { KubeObject } from "../harness/control-plane";
 import type { PushedImage } from "../harness/images";
 import { startCluster, type Cluster } from "./cluster";
-import { isCachedAndReady, listPods, podImages, scenario, waitFor } from "./stack";
+import { isCachedAndReady, listPods, podImages, podRunning, scenario, waitFor } from "./stack";
 
 const NS = "e2e-node";
 const IGNORED_NS = "e2e-node-ignored";
-
-/** Whether every container of the Pod is running and ready. */
-function running(pod: KubeObject): boolean {
-  const st = (pod.status ?? {}) as { phase?: string; containerStatuses?: Array<{ ready?: boolean }> };
-  return st.phase === "Running" && (st.containerStatuses ?? []).every(c => c.ready === true);
-}
 
 /** The image the kubelet reports for the first container (what it pulled). */
 function statusImage(pod: KubeObject): string {
@@ -31,18 +25,8 @@ describe("kuik on a real node", () => {
   let cluster: Cluster;
   const images: Record<string, PushedImage> = {};
 
-  /** Wait until `count` Pods of `app` are Running in `ns`; returns them. */
   const runningPods = (ns: string, app: string, count: number, timeoutMs = 120_000): Promise<KubeObject[]> =>
-    waitFor(
-      `${count} Running Pods of ${ns}/${app}`,
-      async () => {
-        const pods = (await listPods(cluster, ns, `app=${app}`)).filter(p => !p.metadata?.deletionTimestamp);
-        return pods.length === count && pods.every(running) ? pods : undefined;
-      },
-      { timeoutMs, intervalMs: 1000, diagnostics: () => "" },
-    ).catch(async (e: unknown) => {
-      throw new Error(`${(e as Error).message}\n${await cluster.diagnostics()}`);
-    });
+    cluster.runningPods(ns, app, count, timeoutMs);
 
   const deploy = (name: string, image: string, replicas = 1, ns = NS): Promise<unknown> =>
     cluster.cp.apply(scenario("deployment", { NAME: name, NAMESPACE: ns, IMAGE: image, REPLICAS: replicas }));
@@ -98,7 +82,7 @@ describe("kuik on a real node", () => {
     const pods = [
       ...(await listPods(cluster, "kuik-system")),
       ...(await listPods(cluster, "pepr-system")),
-    ].filter(running);
+    ].filter(podRunning);
     const names = pods.map(p => p.metadata?.name ?? "");
     expect(names.filter(n => n.startsWith("kube-image-keeper-registry-"))).toHaveLength(1);
     expect(names.filter(n => n.startsWith("kube-image-keeper-proxy-"))).toHaveLength(1);
@@ -143,7 +127,7 @@ describe("kuik on a real node", () => {
         `${ns}/${name} Running`,
         async () => {
           const p = await cluster.kubectlJson(["get", "pod", name, "-n", ns]);
-          return running(p) ? p : undefined;
+          return podRunning(p) ? p : undefined;
         },
         { timeoutMs: 120_000 },
       );
@@ -154,7 +138,7 @@ describe("kuik on a real node", () => {
       "control Pod Running",
       async () => {
         const p = await cluster.kubectlJson(["get", "pod", "control", "-n", NS]);
-        return running(p) ? p : undefined;
+        return podRunning(p) ? p : undefined;
       },
       { timeoutMs: 120_000 },
     );

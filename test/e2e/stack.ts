@@ -438,36 +438,50 @@ function assemble(
       return `sha256:${createHash("sha256").update(r.body).digest("hex")}`;
     },
     cachedImageName: image => cachedImageName(image),
-    getCachedImage: async name => {
-      const r = await cp.kubectl(["get", "cachedimages.kuik.enix.io", name, "-o", "json"], {
-        allowFailure: true,
-      });
-      if (r.code !== 0) {
-        if (/NotFound|not found/.test(r.stderr)) return undefined;
-        throw new Error(r.stderr);
-      }
-      return JSON.parse(r.stdout) as KubeObject;
-    },
-    namespaceWithPullSecret: async ns => {
-      await cp.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name: ns } });
-      const config = {
-        auths: { [origin.host]: authEntry(origin.username ?? "", origin.password ?? "") },
-      };
-      await cp.apply({
-        apiVersion: "v1",
-        kind: "Secret",
-        type: "kubernetes.io/dockerconfigjson",
-        metadata: { name: ORIGIN_PULL_SECRET, namespace: ns },
-        data: { ".dockerconfigjson": Buffer.from(JSON.stringify(config)).toString("base64") },
-      });
-      // the ServiceAccount admission plugin refuses Pods until the controller manager made `default`
-      await waitFor(`ServiceAccount ${ns}/default`, async () => {
-        const r = await cp.kubectl(["get", "serviceaccount", "default", "-n", ns], { allowFailure: true });
-        return r.code === 0;
-      });
-    },
+    getCachedImage: name => getCachedImage(cp, name),
+    namespaceWithPullSecret: ns => createNamespaceWithPullSecret(cp, ns, origin),
     diagnostics,
   };
+}
+
+/** The CachedImage `name`, or undefined when it does not exist. */
+export async function getCachedImage(cp: ControlPlane, name: string): Promise<KubeObject | undefined> {
+  const r = await cp.kubectl(["get", "cachedimages.kuik.enix.io", name, "-o", "json"], {
+    allowFailure: true,
+  });
+  if (r.code !== 0) {
+    if (/NotFound|not found/.test(r.stderr)) return undefined;
+    throw new Error(r.stderr);
+  }
+  return JSON.parse(r.stdout) as KubeObject;
+}
+
+/** Create the namespace (idempotent) with a dockerconfigjson Secret {@link ORIGIN_PULL_SECRET} for `origin`. */
+export async function createNamespaceWithPullSecret(
+  cp: ControlPlane,
+  ns: string,
+  origin: Pick<StartedRegistry, "host" | "username" | "password">,
+): Promise<void> {
+  await cp.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name: ns } });
+  const config = { auths: { [origin.host]: authEntry(origin.username ?? "", origin.password ?? "") } };
+  await cp.apply({
+    apiVersion: "v1",
+    kind: "Secret",
+    type: "kubernetes.io/dockerconfigjson",
+    metadata: { name: ORIGIN_PULL_SECRET, namespace: ns },
+    data: { ".dockerconfigjson": Buffer.from(JSON.stringify(config)).toString("base64") },
+  });
+  // the ServiceAccount admission plugin refuses Pods until the controller manager made `default`
+  await waitFor(`ServiceAccount ${ns}/default`, async () => {
+    const r = await cp.kubectl(["get", "serviceaccount", "default", "-n", ns], { allowFailure: true });
+    return r.code === 0;
+  });
+}
+
+/** Whether the Pod is Running with every container ready. */
+export function podRunning(pod: KubeObject): boolean {
+  const st = (pod.status ?? {}) as { phase?: string; containerStatuses?: Array<{ ready?: boolean }> };
+  return st.phase === "Running" && (st.containerStatuses ?? []).every(c => c.ready === true);
 }
 
 /** The Pods of a namespace matching a label selector. */
