@@ -28,8 +28,8 @@
  * Per run: p50/p90/p99/max from the due time, errors, and the server's CPU per request from /proc/<pid>/stat
  * (utime+stime over the measured window / requests answered in it); then medians per server and the goal.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Pool } from "undici";
@@ -38,8 +38,9 @@ import { buildModule, moduleBundle, startKuikModule } from "../test/harness/kuik
 import { kuikEnv } from "../test/e2e/stack";
 import { freePort, LOOPBACK } from "../test/harness/net";
 import { harnessPki } from "../test/harness/pki";
-import { killGroup, REPO_ROOT, sleep } from "../test/harness/tools";
-import { makeTempDir, onProcessExit, tiedToParent } from "../test/harness/cleanup";
+import { startProcess, type RunningProcess } from "../test/harness/process";
+import { REPO_ROOT, sleep } from "../test/harness/tools";
+import { makeTempDir } from "../test/harness/cleanup";
 import { summarizeProfile } from "./convergence";
 import { FAST_CLONE_ENV } from "../capabilities/shared/pepr-runtime";
 import { reviewTemplate } from "./admission-review";
@@ -87,45 +88,27 @@ function memMiB(pid: number, field: "VmRSS" | "VmHWM"): number {
 interface Server {
   name: ServerName;
   port: number;
-  child: ChildProcess;
+  proc: RunningProcess;
   logFile: string;
   path: string;
 }
 
-const children = new Set<ChildProcess>();
-onProcessExit(() => {
-  for (const c of children) killGroup(c.pid, "SIGKILL");
-});
-
-function launch(
+/** Start a server process (pinned to CPU 1 with PIN=1) through the harness's process runner. */
+async function launch(
   name: ServerName,
   args: string[],
   env: NodeJS.ProcessEnv,
   logFile: string,
   port: number,
   path: string,
-): Server {
-  const fd = openSync(logFile, "a");
-  let child: ChildProcess;
-  try {
-    const [c, a] = tiedToParent(NODE, args);
-    const [cmd, argv] = PIN ? ["taskset", ["-c", "1", c, ...a]] : [c, a];
-    child = spawn(cmd, argv, { cwd: REPO_ROOT, env, stdio: ["ignore", fd, fd], detached: true });
-  } finally {
-    closeSync(fd);
-  }
-  children.add(child);
-  child.once("exit", () => children.delete(child));
-  return { name, port, child, logFile, path };
+): Promise<Server> {
+  const [cmd, argv] = PIN ? ["taskset", ["-c", "1", NODE, ...args]] : [NODE, args];
+  const proc = await startProcess({ name, cmd, args: argv, env, cwd: REPO_ROOT, logFile, stopGraceMs: 5000 });
+  return { name, port, proc, logFile, path };
 }
 
 async function stopServer(s: Server): Promise<void> {
-  if (s.child.exitCode !== null || s.child.signalCode !== null) return;
-  const exited = new Promise(r => s.child.once("exit", r));
-  killGroup(s.child.pid, "SIGTERM");
-  const t = setTimeout(() => killGroup(s.child.pid, "SIGKILL"), 5000);
-  await exited;
-  clearTimeout(t);
+  await s.proc.stop();
 }
 
 /** The floor: what any Node HTTPS webhook costs (TLS, HTTP, JSON.parse of the review, a fixed answer). */
@@ -286,11 +269,9 @@ async function waitHealthy(s: Server, ca: Buffer, timeoutMs: number): Promise<vo
         })
         .catch(() => 0);
       if (status === 200) return;
-      if (s.child.exitCode !== null || Date.now() > deadline) {
+      if (!s.proc.isRunning() || Date.now() > deadline) {
         const log = readFileSync(s.logFile, "utf8").trim().split("\n").slice(-20).join("\n");
-        throw new Error(
-          `${s.name} ${s.child.exitCode !== null ? "exited" : "not healthy"}; ${s.logFile}:\n${log}`,
-        );
+        throw new Error(`${s.name} ${s.proc.isRunning() ? "not healthy" : "exited"}; ${s.logFile}:\n${log}`);
       }
       await sleep(100);
     }
@@ -395,12 +376,19 @@ async function main(): Promise<void> {
         const script = join(dir, "floor.cjs");
         writeFileSync(script, FLOOR_SERVER);
         servers.push(
-          launch(name, [script, String(port), pki.serverKey, pki.serverCert], baseEnv, logFile, port, "/"),
+          await launch(
+            name,
+            [script, String(port), pki.serverKey, pki.serverCert],
+            baseEnv,
+            logFile,
+            port,
+            "/",
+          ),
         );
       } else {
         const e = { ...baseEnv, KUIK_PEPR_PORT: String(port), [FAST_CLONE_ENV]: String(name === "shipped") };
         const prof = CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${join(profDir, name)}`] : [];
-        servers.push(launch(name, [...prof, bundle], e, logFile, port, mutatePath));
+        servers.push(await launch(name, [...prof, bundle], e, logFile, port, mutatePath));
       }
     }
     await Promise.all(servers.map(s => waitHealthy(s, ca, 60_000)));
@@ -443,7 +431,7 @@ async function main(): Promise<void> {
     for (let round = 0; round < RUNS; round++) {
       const order = servers.map((_, i) => servers[(i + round) % servers.length] as Server);
       for (const s of order) {
-        const pid = s.child.pid ?? 0;
+        const pid = s.proc.pid;
         const r = await load(pools.get(s.name) as Pool, s.path, template, WARMUP_S, DURATION_S, pid);
         const ok = r.latencies.length - r.errors;
         const sum = r.latencies.reduce((a, b) => a + b, 0);
@@ -490,7 +478,7 @@ async function main(): Promise<void> {
         max: m(r => r.max),
         mean: m(r => r.mean),
         cpuMsPerReq: m(r => r.cpuMsPerReq),
-        rssMiB: memMiB(s.child.pid ?? 0, "VmHWM"),
+        rssMiB: memMiB(s.proc.pid, "VmHWM"),
         achievedRate: m(r => r.achievedRate),
         otherPct: m(r => r.otherPct),
       };
