@@ -2,12 +2,12 @@
  * The proxy as it ships, for tests and benches: the esbuild bundle run as a child process by Node 24 with the
  * image's Node flags and environment (proxy/Dockerfile), plus memory readings from /proc.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { freePort } from "../../test/harness/net";
-import { killGroup, REPO_ROOT, runOk, sleep } from "../../test/harness/tools";
-import { makeTempDir, onProcessExit } from "../../test/harness/cleanup";
+import { startProcess } from "../../test/harness/process";
+import { killGroup, REPO_ROOT, runOk } from "../../test/harness/tools";
+import { makeTempDir } from "../../test/harness/cleanup";
 import { httpGet } from "./fixtures";
 
 /** Builds the bundle into a temp dir (what the image ships) and returns its path. */
@@ -22,7 +22,6 @@ export async function buildBundle(): Promise<string> {
 
 /** The proxy as a child process (for RSS and signal tests). */
 export interface ProxyProcess {
-  readonly child: ChildProcess;
   readonly pid: number;
   readonly host: string;
   readonly opsUrl: string;
@@ -64,55 +63,43 @@ export async function spawnProxy(
 ): Promise<ProxyProcess> {
   const port = await freePort();
   const opsPort = await freePort();
-  const started = performance.now();
-  const argv = [...(opts.nodeArgs ?? IMAGE_NODE_ARGS), bundle, ...args];
-  const child = spawn(
-    node24(),
-    [...argv, "--listen", `127.0.0.1:${port}`, "--ops-listen", `127.0.0.1:${opsPort}`],
-    {
-      stdio: ["ignore", "pipe", "pipe"],
-      detached: true,
-      env: { ...process.env, ...(opts.env ?? IMAGE_ENV) },
-    },
-  );
-  let text = "";
-  child.stdout?.on("data", (b: Buffer) => (text += b.toString("utf8")));
-  child.stderr?.on("data", (b: Buffer) => (text += b.toString("utf8")));
-  const pid = child.pid ?? 0;
-  const unregister = onProcessExit(() => killGroup(pid, "SIGKILL")); // a crashed test or bench leaves nothing behind
-  const exited = new Promise<number | null>(resolve =>
-    child.once("exit", code => {
-      unregister();
-      resolve(code);
-    }),
-  );
-  const stop = async (): Promise<void> => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    killGroup(pid, "SIGKILL");
-    await exited;
-  };
   const opsUrl = `http://127.0.0.1:${opsPort}`;
-  let startupMs = -1;
-  const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
-  while (startupMs < 0) {
-    if ((await httpGet(`${opsUrl}/readyz`)).status === 200) startupMs = performance.now() - started;
-    else if (child.exitCode !== null || Date.now() > deadline) {
-      await stop();
-      throw new Error(`proxy not ready (exit code ${child.exitCode}); output:\n${text}`);
-    } else await sleep(5);
-  }
-  if (child.exitCode !== null) throw new Error(`proxy exited with ${child.exitCode}:\n${text}`);
+  const logFile = join(makeTempDir("proxy-process"), "proxy.log");
+  const output = (): string => (existsSync(logFile) ? readFileSync(logFile, "utf8") : "");
+  const started = performance.now();
+  const proc = await startProcess({
+    name: "proxy",
+    cmd: node24(),
+    args: [
+      ...(opts.nodeArgs ?? IMAGE_NODE_ARGS),
+      bundle,
+      ...args,
+      "--listen",
+      `127.0.0.1:${port}`,
+      "--ops-listen",
+      `127.0.0.1:${opsPort}`,
+    ],
+    env: { ...process.env, ...(opts.env ?? IMAGE_ENV) },
+    logFile,
+    ready: async () => (await httpGet(`${opsUrl}/readyz`)).status === 200,
+    readyTimeoutMs: opts.timeoutMs ?? 10_000,
+    pollMs: 5,
+  });
+  const startupMs = performance.now() - started;
   return {
-    child,
-    pid,
+    pid: proc.pid,
     host: `127.0.0.1:${port}`,
     opsUrl,
     startupMs,
-    output: () => text,
-    rss: () => rssOf(pid),
-    rssAnon: () => rssOf(pid, "RssAnon"),
-    exited,
-    stop,
+    output,
+    rss: () => rssOf(proc.pid),
+    rssAnon: () => rssOf(proc.pid, "RssAnon"),
+    exited: proc.exited,
+    // a test's proxy needs no graceful stop: SIGKILL at once
+    stop: async () => {
+      killGroup(proc.pid, "SIGKILL");
+      await proc.exited;
+    },
   };
 }
 

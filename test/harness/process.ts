@@ -32,8 +32,8 @@ export interface RunningProcess {
   readonly name: string;
   readonly pid: number;
   readonly logFile: string;
-  /** Resolves when the process has exited (for any reason). */
-  readonly exited: Promise<void>;
+  /** Resolves with the exit code once the process has exited (null: killed by a signal, or it never started). */
+  readonly exited: Promise<number | null>;
   isRunning(): boolean;
   /** The last lines of the log. */
   tail(lines?: number): string;
@@ -72,14 +72,14 @@ export async function startProcess(spec: ProcessSpec): Promise<RunningProcess> {
   }
   live.add(child);
   let running = child.pid !== undefined;
-  const exited = new Promise<void>(resolve => {
-    const done = (): void => {
+  const exited = new Promise<number | null>(resolve => {
+    const done = (code: number | null): void => {
       running = false;
       live.delete(child);
-      resolve();
+      resolve(code);
     };
-    child.once("exit", done);
-    child.once("error", done);
+    child.once("exit", code => done(code));
+    child.once("error", () => done(null));
   });
   let stopping: Promise<void> | undefined;
   const proc: RunningProcess = {

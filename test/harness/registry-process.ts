@@ -205,7 +205,7 @@ export class RegistryProcess implements StartedRegistry {
   }
 
   exited(): Promise<void> {
-    return this.proc?.exited ?? Promise.resolve();
+    return (this.proc?.exited ?? Promise.resolve()).then(() => undefined);
   }
 
   private async stopProcess(): Promise<void> {
