@@ -16,7 +16,6 @@
  *
  *   npx tsx bench/proxy.ts        ROUNDS=5 SIZE=1G CLIENTS=64 LATENCY_N=2000 KUBELET_ROUNDS=3 BENCH_TIMEOUT=900
  */
-import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { RegistryClient, copyImage } from "../registry-client/src";
@@ -32,8 +31,9 @@ import {
   type StartedContainerd,
 } from "../test/harness/containerd";
 import { freePort } from "../test/harness/net";
-import { killGroup, sleep, run } from "../test/harness/tools";
-import { onProcessExit, makeTempDir, removeTempDir } from "../test/harness/cleanup";
+import { startProcess } from "../test/harness/process";
+import { run } from "../test/harness/tools";
+import { makeTempDir, removeTempDir } from "../test/harness/cleanup";
 import { startCache, startPullThrough, stopAll, type StartedRegistry } from "../test/harness/registries";
 
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
@@ -54,22 +54,19 @@ net.createServer(c => {
   c.on("error", () => u.destroy()); u.on("error", () => c.destroy());
 }).listen(Number(port), "127.0.0.1");`;
 
-/** Starts the reference TCP relay (d) in its own process; returns its port and a stop function. */
-async function startRelay(target: StartedRegistry): Promise<{ port: number; stop: () => void }> {
+/** Starts the reference TCP relay (d) in its own process (the harness's runner); returns its port and a stop function. */
+async function startRelay(target: StartedRegistry): Promise<{ port: number; stop: () => Promise<void> }> {
   const port = await freePort();
-  const child = spawn(node24(), ["-e", RELAY, String(port), "127.0.0.1", String(target.port)], {
-    stdio: "ignore",
-    detached: true,
+  const proc = await startProcess({
+    name: "tcp-relay",
+    cmd: node24(),
+    args: ["-e", RELAY, String(port), "127.0.0.1", String(target.port)],
+    logFile: join(makeTempDir("bench-relay"), "relay.log"),
+    ready: async () =>
+      (await run("curl", ["-s", "-o", "/dev/null", `http://127.0.0.1:${port}/v2/`])).code === 0,
+    pollMs: 20,
   });
-  const stop = (): void => killGroup(child.pid, "SIGKILL");
-  onProcessExit(stop);
-  for (
-    let i = 0;
-    i < 100 && (await run("curl", ["-s", "-o", "/dev/null", `http://127.0.0.1:${port}/v2/`])).code !== 0;
-    i++
-  )
-    await sleep(20);
-  return { port, stop };
+  return { port, stop: proc.stop };
 }
 
 const median = (xs: number[]): number => quantile(xs, 0.5);
@@ -321,7 +318,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await containerd?.stop();
-    relay?.stop();
+    await relay?.stop();
     await proxy?.stop();
     removeTempDir(dir);
     if (bundle) removeTempDir(dirname(bundle));
