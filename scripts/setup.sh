@@ -10,8 +10,8 @@ log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 
 # util-linux: setpriv (test processes die with their parent), unshare, flock.
 # containerd (Debian's 1.6, with runc) is the local node's runtime too; iptables for kube-proxy and portmap;
-# busybox-static: the shell of the mirror's registry image (test/harness/node-images.ts).
-APT_PACKAGES=(skopeo docker-registry containerd apache2-utils python3-grpcio openssl curl ca-certificates tinyproxy util-linux iptables iproute2 busybox-static)
+# busybox-static: the shell of the mirror's registry image (test/harness/node-images.ts); gcc + libc6-dev: the static pause binary.
+APT_PACKAGES=(skopeo docker-registry containerd apache2-utils python3-grpcio openssl curl ca-certificates tinyproxy util-linux iptables iproute2 busybox-static gcc libc6-dev)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -18,7 +18,7 @@ import { cachedImageName } from "../../capabilities/shared/object-names";
 import { cacheRepositoryOf } from "../../proxy/src/names";
 import { keepTemp, makeTempDir, removeTempDir } from "../harness/cleanup";
 import { startControlPlane, type ControlPlane, type KubeObject } from "../harness/control-plane";
-import { writeHostsToml } from "../harness/containerd";
+import { ctrRemoveImages, writeHostsToml } from "../harness/containerd";
 import { buildImage, pushImage, type ImageSpec, type PushedImage } from "../harness/images";
 import { installKuik, type Installation } from "../harness/kuik-install";
 import { buildModule } from "../harness/kuik-module";
@@ -33,6 +33,7 @@ import {
   createNamespaceWithPullSecret,
   DEFAULT_PROXY_PORT,
   getCachedImage,
+  isCachedAndReady,
   listPods,
   podRunning,
   waitFor,
@@ -84,6 +85,10 @@ export interface Cluster {
   namespaceWithPullSecret(ns: string): Promise<void>;
   /** Wait until exactly `count` Pods labelled `app=<app>` in `ns` are Running (diagnostics on timeout). */
   runningPods(ns: string, app: string, count: number, timeoutMs?: number): Promise<KubeObject[]>;
+  /** Wait until the CachedImage of `image` is cached and Ready; returns it. */
+  cachedImageReady(image: string): Promise<KubeObject>;
+  /** Remove from the node's containerd every image whose name contains one of `repos`: the next Pod pulls again. */
+  forgetOnNode(...repos: string[]): Promise<void>;
   /** Images in the node's containerd (CRI namespace). */
   nodeImages(): Promise<string[]>;
   /** `kubectl get pods -A -o wide`, recent Events and log tails, for failure messages. */
@@ -459,6 +464,19 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         ).catch(async (e: unknown) => {
           throw new Error(`${(e as Error).message}\n${await diagnostics()}`);
         }),
+      cachedImageReady: image =>
+        waitFor(
+          `CachedImage of ${image} Ready`,
+          async () => {
+            const c = await getCachedImage(cp, cachedImageName(image));
+            return c && isCachedAndReady(c) ? c : undefined;
+          },
+          { timeoutMs: 120_000 },
+        ),
+      forgetOnNode: async (...repos) => {
+        const names = (await nodeImages(node)).filter(n => repos.some(r => n.includes(r)));
+        await ctrRemoveImages(node.containerd.socket, names);
+      },
       nodeImages: () => nodeImages(node),
       diagnostics,
       stop,

@@ -13,9 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { KubeObject } from "../harness/control-plane";
 import type { PushedImage } from "../harness/images";
 import { NODE_NAME } from "../harness/node";
-import { runOk } from "../harness/tools";
 import { startCluster, type Cluster } from "./cluster";
-import { isCachedAndReady, listPods, scenario, waitFor } from "./stack";
+import { listPods, scenario, waitFor } from "./stack";
 
 const NS = "e2e-node-gc";
 /** Expiry delay in seconds (the setting is in days). */
@@ -53,15 +52,7 @@ describe("expiry and garbage collection on a real node", () => {
   let cluster: Cluster;
   const images: Record<string, PushedImage> = {};
 
-  const ready = (image: PushedImage): Promise<unknown> =>
-    waitFor(
-      `CachedImage of ${image.ref} Ready`,
-      async () => {
-        const c = await cluster.getCachedImage(cluster.cachedImageName(image.ref));
-        return c && isCachedAndReady(c);
-      },
-      { timeoutMs: 120_000 },
-    );
+  const ready = (image: PushedImage): Promise<unknown> => cluster.cachedImageReady(image.ref);
 
   const runningPods = (app: string, count: number): Promise<KubeObject[]> =>
     cluster.runningPods(NS, app, count);
@@ -143,19 +134,7 @@ describe("expiry and garbage collection on a real node", () => {
     await waitFor("the Pods gone", async () => (await listPods(cluster, NS)).length === 0, {
       timeoutMs: 60_000,
     });
-    const names = (await cluster.nodeImages()).filter(
-      n => n.includes("gc/cached") || n.includes("gc/during-gc"),
-    );
-    await runOk("ctr", [
-      "-a",
-      cluster.node.containerd.socket,
-      "-n",
-      "k8s.io",
-      "images",
-      "rm",
-      "--sync",
-      ...names,
-    ]);
+    await cluster.forgetOnNode("gc/cached", "gc/during-gc");
     const before = await cluster.kubectlJson([
       "get",
       "pod",

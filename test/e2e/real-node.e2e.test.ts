@@ -10,7 +10,7 @@ import { runOk } from "../harness/tools";
 import type { KubeObject } from "../harness/control-plane";
 import type { PushedImage } from "../harness/images";
 import { startCluster, type Cluster } from "./cluster";
-import { isCachedAndReady, listPods, podImages, podRunning, scenario, waitFor } from "./stack";
+import { listPods, podImages, podRunning, scenario, waitFor } from "./stack";
 
 const NS = "e2e-node";
 const IGNORED_NS = "e2e-node-ignored";
@@ -33,19 +33,7 @@ describe("kuik on a real node", () => {
 
   /** Remove every name of an image from the node's containerd, so the next Pod must pull it again. */
   const forgetOnNode = async (repo: string): Promise<void> => {
-    const names = (await cluster.nodeImages()).filter(n => n.includes(repo));
-    if (names.length > 0) {
-      await runOk("ctr", [
-        "-a",
-        cluster.node.containerd.socket,
-        "-n",
-        "k8s.io",
-        "images",
-        "rm",
-        "--sync",
-        ...names,
-      ]);
-    }
+    await cluster.forgetOnNode(repo);
     expect((await cluster.nodeImages()).filter(n => n.includes(repo))).toEqual([]);
   };
 
@@ -102,14 +90,7 @@ describe("kuik on a real node", () => {
       expect(statusImage(p)).toBe(cluster.proxyImage(app.ref));
     }
     expect(await cluster.nodeImages()).toContain(cluster.proxyImage(app.ref));
-    const ci = await waitFor(
-      "CachedImage Ready",
-      async () => {
-        const c = await cluster.getCachedImage(cluster.cachedImageName(app.ref));
-        return c && isCachedAndReady(c) ? c : undefined;
-      },
-      { timeoutMs: 120_000 },
-    );
+    const ci = await cluster.cachedImageReady(app.ref);
     expect(ci.status?.digest).toBe(app.digest);
     expect(await cluster.cacheDigest("node/app", "v1")).toBe(app.digest);
   });
@@ -184,14 +165,7 @@ describe("kuik on a real node", () => {
     const img = images.deleted as PushedImage;
     await deploy("deleted", img.ref, 1);
     await runningPods(NS, "deleted", 1);
-    await waitFor(
-      "CachedImage Ready",
-      async () => {
-        const c = await cluster.getCachedImage(cluster.cachedImageName(img.ref));
-        return c && isCachedAndReady(c);
-      },
-      { timeoutMs: 120_000 },
-    );
+    await cluster.cachedImageReady(img.ref);
     // delete the manifest at the origin: the origin answers MANIFEST_UNKNOWN from now on
     await runOk("curl", [
       "-sSf", "-X", "DELETE", "--cacert", cluster.origin.caFile ?? "",
@@ -207,14 +181,7 @@ describe("kuik on a real node", () => {
     const img = images.gone as PushedImage;
     await deploy("gone", img.ref, 1);
     await runningPods(NS, "gone", 1);
-    await waitFor(
-      "CachedImage Ready",
-      async () => {
-        const c = await cluster.getCachedImage(cluster.cachedImageName(img.ref));
-        return c && isCachedAndReady(c);
-      },
-      { timeoutMs: 120_000 },
-    );
+    await cluster.cachedImageReady(img.ref);
     await cluster.origin.stop();
     const pod = await restartWithoutNodeCopy("gone", "node/gone");
     expect(statusImage(pod)).toBe(cluster.proxyImage(img.ref));
