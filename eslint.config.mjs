@@ -16,7 +16,7 @@ const PEPR_AND_CAPS = [
  * rules) and never the wiring (watcher/), the only folder that composes them; bootstrap/ imports kube/, never the
  * reverse; testing/ is for `*.test.ts` files only. Tests are exempt from the folder rules, not from the testing one.
  */
-const CONCERNS = ["tracking", "caching", "expiry", "repositories"];
+const CONCERNS = ["tracking", "caching", "expiry", "repositories", "proxy-gate"];
 const folder = name => [`**/${name}`, `**/${name}/**`];
 const NO_TESTING = {
   group: folder("testing"),

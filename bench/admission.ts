@@ -55,7 +55,8 @@ const PIN = process.env.PIN !== "0";
 const TIMEOUT_S = Number(process.env.BENCH_TIMEOUT ?? 900);
 const SERVERS = (process.env.SERVERS ?? "floor,shipped,ramda").split(",").map(s => s.trim()) as ServerName[];
 const CPU_PROF = process.env.CPU_PROF === "1";
-const GOAL_P99_MS = 5;
+/** Issue #12: kuik's p99 within this of the floor's, measured in the same run. */
+const GOAL_P99_OVER_FLOOR_MS = 2;
 const NODE = join(REPO_ROOT, "node_modules", ".bin", "node");
 const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"]).stdout?.toString().trim() || 100);
 
@@ -354,6 +355,7 @@ async function main(): Promise<void> {
     });
     // Keep its install (RBAC, token, store), replace its processes by ours (pinned, one per variant).
     const env = module.env;
+    await openProxyGate(cp);
     const apiPath = module.apiPath;
     await module.stop();
     console.log(
@@ -395,7 +397,16 @@ async function main(): Promise<void> {
 
     // Correctness first: both module variants must answer exactly the same, each in the clone mode asked for.
     const patches = new Map<ServerName, string>();
-    for (const s of servers) patches.set(s.name, await probe(s, ca, template));
+    for (const s of servers) {
+      // The module's gate opens at its first read of the proxy Pods, just after start: give it a few seconds.
+      const deadline = Date.now() + 15_000;
+      let patch = await probe(s, ca, template);
+      while (s.name !== "floor" && !patch.includes("localhost:7439/") && Date.now() < deadline) {
+        await sleep(500);
+        patch = await probe(s, ca, template);
+      }
+      patches.set(s.name, patch);
+    }
     for (const s of servers) {
       if (s.name === "floor") continue;
       const p = patches.get(s.name) ?? "";
@@ -498,13 +509,16 @@ async function main(): Promise<void> {
         `ramda/shipped: p99 ×${(baseline.p99 / shipped.p99).toFixed(1)}, CPU/req ×${(baseline.cpuMsPerReq / shipped.cpuMsPerReq).toFixed(1)}`,
       );
     }
-    if (floor && shipped) console.log(`shipped − floor p99: ${(shipped.p99 - floor.p99).toFixed(2)} ms`);
-    for (const row of [shipped, baseline]) {
-      if (!row) continue;
-      const pass = row.p99 <= GOAL_P99_MS && row.errors === 0;
-      console.log(
-        `goal p99 ≤ ${GOAL_P99_MS} ms at ${RATE} req/s, ${row.server}: ${pass ? "PASS" : "FAIL"} (${row.p99.toFixed(2)} ms)`,
-      );
+    if (floor) {
+      for (const row of [shipped, baseline]) {
+        if (!row) continue;
+        const over = row.p99 - floor.p99;
+        const pass = over <= GOAL_P99_OVER_FLOOR_MS && row.errors === 0;
+        console.log(
+          `goal p99 ≤ floor + ${GOAL_P99_OVER_FLOOR_MS} ms at ${RATE} req/s, ${row.server}: ${pass ? "PASS" : "FAIL"} ` +
+            `(${row.p99.toFixed(2)} ms, floor ${floor.p99.toFixed(2)} ms, +${over.toFixed(2)} ms)`,
+        );
+      }
     }
   } finally {
     await Promise.all(servers.map(stopServer));
@@ -527,4 +541,36 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
       process.exit(1);
     },
   );
+}
+
+/**
+ * The proxy gate (capabilities/proxy-gate) opens only while a proxy Pod is Ready: this control plane has no kubelet,
+ * so the bench writes one, Ready, as a kubelet would report it. The module then takes the path of production, the
+ * gate asked and open, and the correctness check below fails if it is not.
+ */
+async function openProxyGate(cp: ControlPlane): Promise<void> {
+  const pod = {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: {
+      name: "kube-image-keeper-proxy-bench",
+      namespace: "kuik-system",
+      labels: { "app.kubernetes.io/name": "kube-image-keeper", "app.kubernetes.io/component": "proxy" },
+    },
+    spec: { nodeName: "bench-node", containers: [{ name: "proxy", image: "kuik-proxy:bench" }] },
+  };
+  await cp.kubectl(["create", "namespace", "kuik-system"]).catch(() => undefined);
+  await cp.apply(JSON.stringify(pod));
+  const status = { status: { phase: "Running", conditions: [{ type: "Ready", status: "True" }] } };
+  await cp.kubectl([
+    "patch",
+    "pod",
+    pod.metadata.name,
+    "-n",
+    "kuik-system",
+    "--subresource=status",
+    "--type=merge",
+    "-p",
+    JSON.stringify(status),
+  ]);
 }

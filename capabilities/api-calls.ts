@@ -16,13 +16,18 @@ import { DEFAULT_PROXY_CREDENTIALS_SECRET } from "./shared/watcher-config";
  * apply is needed because an apply that creates the object is authorised as a create too.
  */
 export const KUIK_API_CALLS: readonly ApiCall[] = [
-  { group: "", resource: "pods", verbs: ["watch"], why: "Pod watch bindings" },
+  {
+    group: "",
+    resource: "pods",
+    verbs: ["patch", "watch"],
+    why: "Pod watch bindings; the rescue gives stuck Pods their original images (proxy-gate/rescue.ts)",
+  },
   {
     group: "",
     // one rule for both (not `serviceaccounts` alone): the bootstrap's name-scoped rule owns that key (policyRules)
     resource: "pods,serviceaccounts",
     verbs: ["list"],
-    why: "Pod watch bindings, resync, live recount; resync: pull secrets of service accounts",
+    why: "Pod watch bindings, resync, live recount, the proxy gate's Pods; resync: pull secrets of service accounts",
   },
   {
     group: "",

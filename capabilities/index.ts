@@ -5,6 +5,10 @@
 import { Log, type Capability } from "pepr";
 import { createImageRewriter } from "./image-rewriter/capability";
 import { compilePolicy } from "./image-rewriter/policy";
+import { KubeClient } from "./kube/client";
+import { loadKubeConnection } from "./kube/config";
+import { KubeHttp } from "./kube/http";
+import { DEFAULT_GATE_STALE_AFTER_MS, ProxyGate } from "./proxy-gate/gate";
 import type { KuikConfig } from "./shared/config";
 import { loadKuikConfig } from "./shared/watcher-config";
 import { createCachedImages } from "./watcher/capability";
@@ -17,13 +21,16 @@ export interface Kuik {
   /** Watcher mode: starts the controller loops and the metrics server. Otherwise nothing. */
   start(): void;
   runtime?: WatcherRuntime;
+  /** Admission mode: the proxy gate the webhook asks before rewriting (capabilities/proxy-gate). */
+  gate?: ProxyGate;
   /** The validated configuration it was built from. */
   config: KuikConfig;
 }
 
 /**
  * Builds kuik from its environment. The watcher runtime exists only where Pepr runs watches
- * (`PEPR_WATCH_MODE=true` or `PEPR_MODE=dev`), never in admission pods or at build time.
+ * (`PEPR_WATCH_MODE=true` or `PEPR_MODE=dev`), never in admission pods or at build time; the admission's proxy gate
+ * only in admission pods, where it starts reading the proxy's status at once.
  *
  * @throws ConfigError listing every configuration problem.
  */
@@ -35,14 +42,42 @@ export function createKuik(env: Readonly<Record<string, string | undefined>>, ve
   const runtime = watching
     ? createWatcherRuntime(settings, Log.child({ component: "cached-images" }), build)
     : undefined;
+  const admitting = env.PEPR_MODE !== "build" && env.PEPR_WATCH_MODE !== "true";
+  const gate = admitting ? startAdmissionGate(settings.config) : undefined;
   const kuik: Kuik = {
     capabilities: [
-      createImageRewriter(policy),
+      createImageRewriter(policy, gate),
       createCachedImages(runtime?.controller ?? IGNORE_WATCH_EVENTS),
     ],
     start: () => runtime?.start(),
     config: settings.config,
   };
   if (runtime !== undefined) kuik.runtime = runtime;
+  if (gate !== undefined) kuik.gate = gate;
   return kuik;
+}
+
+/**
+ * The admission's own proxy gate, over its own API connection (the admission Pods' ServiceAccount). Without an API
+ * configuration it stays closed: Pods keep their original images, and the log says why once.
+ */
+function startAdmissionGate(config: KuikConfig): ProxyGate {
+  const log = Log.child({ component: "proxy-gate" });
+  let kube: KubeClient | undefined;
+  try {
+    if (config.proxyGate)
+      kube = new KubeClient(new KubeHttp(loadKubeConnection(), { userAgent: "kuik-admission" }));
+  } catch (err) {
+    log.error({ err }, "no Kubernetes API configuration: the proxy gate stays closed");
+  }
+  const unreadable = (): Promise<never> => Promise.reject(new Error("no Kubernetes API configuration"));
+  const gate = new ProxyGate({
+    kube: kube ?? { listPods: unreadable },
+    namespace: config.namespace,
+    now: Date.now,
+    log,
+    options: { enabled: config.proxyGate, staleAfterMs: DEFAULT_GATE_STALE_AFTER_MS },
+  });
+  gate.start();
+  return gate;
 }

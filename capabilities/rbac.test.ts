@@ -139,6 +139,8 @@ async function exerciseKubeClient(calls: string[]): Promise<Set<string>> {
   });
   const ref = { namespace: "ns", name: "n" };
   await kube.listManagedPods();
+  await kube.listPods("kuik-system", "app=proxy");
+  await kube.patchPod("ns", "p", [{ op: "replace", path: "/spec/containers/0/image", value: "nginx" }]);
   await kube.listServiceAccounts();
   await kube.getServiceAccount("ns", "sa");
   await kube.getSecret(ref);

@@ -72,6 +72,44 @@ describe("mutatePod", () => {
     });
   });
 
+  it("holds a rewrite while the proxy gate is closed: the pod is admitted untouched, and the log says why", () => {
+    const asked: (string | undefined)[] = [];
+    const closed = {
+      verdict: (node?: string) => {
+        asked.push(node);
+        return {
+          rewrite: false as const,
+          reason: "not-installed",
+          detail: "the proxy DaemonSet does not exist",
+        };
+      },
+    };
+    const scheduled = pod([{ name: "app", image: "nginx:1.25", imagePullPolicy: "IfNotPresent" }]);
+    scheduled.spec!.nodeName = "n1";
+    const req = new PeprMutateRequest(request("CREATE", scheduled));
+    const { log, lines } = capture();
+    expect(mutatePod(req, policy, log, closed)).toBe("held");
+    expect(asked).toEqual(["n1"]);
+    expect(req.Raw.spec?.containers[0]?.image).toBe("nginx:1.25");
+    expect(req.Raw.metadata?.labels).toBeUndefined();
+    expect(req.Raw.metadata?.annotations).toBeUndefined();
+    expect(
+      lines.find(l => l.msg === "proxy not serving: pod admitted with its original images"),
+    ).toMatchObject({
+      pod: "team/web",
+      reason: "not-installed",
+    });
+    // nothing to rewrite (opt-out): the gate is not even asked
+    const optOut = pod([{ name: "app", image: "nginx:1.25" }], {
+      labels: { [LABEL_IMAGE_CACHING_POLICY]: "ignore" },
+    });
+    expect(mutatePod(new PeprMutateRequest(request("CREATE", optOut)), policy, log, closed)).toBe("skipped");
+    expect(asked).toHaveLength(1);
+    const open = { verdict: () => ({ rewrite: true as const, reason: "majority-ready" }) };
+    const again = new PeprMutateRequest(request("CREATE", pod([{ name: "app", image: "nginx:1.25" }])));
+    expect(mutatePod(again, policy, log, open)).toBe("rewritten");
+  });
+
   it("an empty metadata.namespace in an ignored namespace is still recognised (from the request)", () => {
     const req = new PeprMutateRequest(
       request("CREATE", pod([{ name: "app", image: "nginx:1.25" }]), { namespace: "kube-system" }),

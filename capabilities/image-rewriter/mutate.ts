@@ -11,13 +11,27 @@ import { rewritePod, type RewritePolicy, type RewriteResult, type SkipReason } f
 export interface PodMutateRequest {
   Raw: {
     metadata?: { name?: string; generateName?: string; namespace?: string };
-    spec?: Partial<Record<(typeof CONTAINER_LIST_FIELD)[keyof typeof CONTAINER_LIST_FIELD], ContainerLike[]>>;
+    spec?: Partial<
+      Record<(typeof CONTAINER_LIST_FIELD)[keyof typeof CONTAINER_LIST_FIELD], ContainerLike[]>
+    > & {
+      nodeName?: string;
+    };
   };
   readonly Request: { readonly operation: string; readonly namespace?: string; readonly name: string };
   readonly OldResource?: unknown;
   SetLabel(key: string, value: string): unknown;
   SetAnnotation(key: string, value: string): unknown;
   RemoveAnnotation(key: string): unknown;
+}
+
+/**
+ * The proxy gate as admission sees it (capabilities/proxy-gate/gate.ts, wired by capabilities/index.ts): whether a
+ * Pod on `node` (its `spec.nodeName`, usually not set yet) may be rewritten now, answered from memory.
+ */
+export interface AdmissionGate {
+  verdict(
+    node?: string,
+  ): { rewrite: true; reason: string } | { rewrite: false; reason: string; detail: string };
 }
 
 /** Skip reasons worth a warning: the image is broken or cannot go through the proxy (others are by design). */
@@ -29,8 +43,8 @@ const WARN_REASONS: ReadonlySet<SkipReason> = new Set<SkipReason>([
   "name-too-long",
 ]);
 
-/** What {@link mutatePod} did, for tests and the log line. */
-export type MutateOutcome = "rewritten" | "unchanged" | "skipped" | "failed";
+/** What {@link mutatePod} did, for tests and the log line. `held`: a rewrite was due but the gate is closed. */
+export type MutateOutcome = "rewritten" | "unchanged" | "skipped" | "held" | "failed";
 
 /**
  * Rewrites an admitted pod's images in place (`req.Raw`), records originals and labels.
@@ -38,9 +52,16 @@ export type MutateOutcome = "rewritten" | "unchanged" | "skipped" | "failed";
  * - `metadata.namespace` is filled from the request when empty (pods created by a controller or `kubectl create`
  *   without `-n` arrive without it), so namespace rules apply;
  * - on UPDATE (including `pods/ephemeralcontainers`) the old pod is passed so unchanged containers are left alone;
- * - one info line carries the per-container report (object first); unparsable or refused images are warnings.
+ * - one info line carries the per-container report (object first); unparsable or refused images are warnings;
+ * - when an image would be rewritten but the `gate` says the proxy is not serving (on the Pod's node when it is
+ *   known), the Pod is admitted untouched, with one info line saying why.
  */
-export function mutatePod(req: PodMutateRequest, policy: RewritePolicy, log: Logger): MutateOutcome {
+export function mutatePod(
+  req: PodMutateRequest,
+  policy: RewritePolicy,
+  log: Logger,
+  gate?: AdmissionGate,
+): MutateOutcome {
   let result: RewriteResult;
   try {
     const operation = req.Request.operation;
@@ -51,6 +72,15 @@ export function mutatePod(req: PodMutateRequest, policy: RewritePolicy, log: Log
     }
     const oldPod = operation === "UPDATE" ? (req.OldResource as PodLike | undefined) : undefined;
     result = rewritePod(raw as PodLike, operation, oldPod, policy);
+    const verdict = result.images.length > 0 ? gate?.verdict(raw.spec?.nodeName) : undefined;
+    if (verdict !== undefined && !verdict.rewrite) {
+      const { reason, detail } = verdict;
+      log.info(
+        { pod: podName(req), reason, detail },
+        "proxy not serving: pod admitted with its original images",
+      );
+      return "held";
+    }
   } catch (err) {
     log.error({ err, pod: podName(req) }, "image rewrite failed; pod admitted unchanged");
     return "failed";

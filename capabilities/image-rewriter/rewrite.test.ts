@@ -269,6 +269,16 @@ describe("re-admission and updates", () => {
     expect(r.annotations["original-image-web"]).toBe("nginx:1.26");
   });
 
+  it("leaves a rescued container on its original: the UPDATE that put it back is kuik's rescue", () => {
+    const rescued = edit(
+      admitted,
+      m => (m.spec.containers[0] = { ...m.spec.containers[0]!, image: "nginx:1.25" }),
+    );
+    const r = rewritePod(rescued, "UPDATE", admitted, policy());
+    expect(r.images).toEqual([]);
+    expect(r.report[0]).toMatchObject({ skippedBecause: "rescued", original: "nginx:1.25" });
+  });
+
   it("drops the stale original when the new image is not rewritten", () => {
     const updated = edit(admitted, m => {
       m.spec.containers[0] = { name: "web", image: "nginx:1.26", imagePullPolicy: "Always" };

@@ -10,7 +10,9 @@
  * init containers, ephemeral containers), in order:
  * 1. UPDATE of a pod not created through kuik → `not-managed`.
  * 2. UPDATE that did not change this container's image → `unchanged-on-update`: an UPDATE can only change
- *    `image` fields, and rewriting an unchanged image (after a config change, say) would restart it.
+ *    `image` fields, and rewriting an unchanged image (after a config change, say) would restart it. UPDATE that
+ *    put a rewritten image back to its original → `rescued`: kuik's rescue (capabilities/proxy-gate/rescue.ts) did
+ *    it because the node's proxy was not serving, and rewriting it again would undo the rescue.
  * 3. Already `localhost:<our port>/…` → kept, original recorded if missing (re-admission is idempotent).
  *    `localhost:<other port>/…` is a genuine node-local registry, not ours (fixes docs/v1-differences.md B7), see 8.
  * 4. `imagePullPolicy: Never` → `pull-policy-never` (the image must be on the node under its own name).
@@ -62,6 +64,7 @@ export type SkipReason =
   | PodSkipReason
   | "not-managed"
   | "unchanged-on-update"
+  | "rescued"
   | "pull-policy-never"
   | "pull-policy-always"
   | "invalid-reference"
@@ -204,6 +207,10 @@ function decideContainer(context: Context, c: PodContainer): Outcome {
       report.rewritten = image;
     }
     return { report };
+  }
+  const oldImage = context.oldImages?.get(`${c.kind}/${c.container.name}`);
+  if (oldImage !== undefined && fromProxyImage(oldImage, policy.proxyPort) === image) {
+    return { report: { ...base, skippedBecause: "rescued" } };
   }
   if (image.startsWith(proxyPrefix(policy.proxyPort))) return keepProxyImage(policy, image, recorded, base);
   const skip = (reason: SkipReason): Outcome => ({

@@ -17,6 +17,7 @@ import {
   type JsonPatchOp,
   type KubeEvent,
   type KubePort,
+  type ProxyPodLike,
 } from "./ports";
 
 /**
@@ -79,13 +80,13 @@ export class KubeClient implements KubePort {
   }
 
   /** Every object of a collection, page by page. */
-  async #list<T>(kind: Kind, query: Record<string, string> = {}): Promise<T[]> {
+  async #list<T>(kind: Kind, query: Record<string, string> = {}, namespace?: string): Promise<T[]> {
     const items: T[] = [];
     let token: string | undefined;
     do {
       const page: { items?: T[]; metadata?: { continue?: string } } = await this.api.request({
         method: "GET",
-        path: path(kind),
+        path: path(kind, namespace === undefined ? {} : { namespace }),
         query: { ...query, limit: String(this.#pageSize), ...(token ? { continue: token } : {}) },
         read: true,
       });
@@ -134,6 +135,14 @@ export class KubeClient implements KubePort {
 
   listManagedPods(): Promise<PodLike[]> {
     return this.#list(POD, { labelSelector: LABEL_MANAGED });
+  }
+
+  listPods(namespace: string, labelSelector: string): Promise<ProxyPodLike[]> {
+    return this.#list(POD, { labelSelector }, namespace);
+  }
+
+  patchPod(namespace: string, name: string, ops: JsonPatchOp[]): Promise<void> {
+    return this.#jsonPatch(POD, name, ops, namespace);
   }
 
   listServiceAccounts(): Promise<ServiceAccountLike[]> {
@@ -187,11 +196,11 @@ export class KubeClient implements KubePort {
     return this.#jsonPatch(REPOSITORY, name, ops);
   }
 
-  async #jsonPatch(kind: Kind, name: string, ops: JsonPatchOp[]): Promise<void> {
+  async #jsonPatch(kind: Kind, name: string, ops: JsonPatchOp[], namespace?: string): Promise<void> {
     if (ops.length === 0) return;
     await this.api.request({
       method: "PATCH",
-      path: path(kind, { name }),
+      path: path(kind, namespace === undefined ? { name } : { namespace, name }),
       query: { fieldManager: UPDATE_FIELD_MANAGER },
       contentType: PATCH_TYPES.json,
       body: ops,

@@ -19,7 +19,11 @@ export type EventReason =
   | "CleanupFailed"
   | "Expiring"
   | "Expired"
-  | "ExpiringFailed";
+  | "ExpiringFailed"
+  // kuik's own: the proxy gate (capabilities/proxy-gate)
+  | "ProxyUnavailable"
+  | "ProxyAvailable"
+  | "ImageRescued";
 
 /** The event of one transition, as the logic returns it. */
 export interface EventSpec {
@@ -28,8 +32,14 @@ export interface EventSpec {
   message: string;
 }
 
-/** The object an event is about. */
+/** The object an event is about: a CachedImage unless `kind` says otherwise. */
 export interface InvolvedObject {
+  /** Default `kuik.enix.io/v1alpha1`. */
+  apiVersion?: string;
+  /** Default `CachedImage`. */
+  kind?: string;
+  /** The object's namespace, where the event is written; cluster-scoped objects' events go to `default`. */
+  namespace?: string;
   name: string;
   uid?: string;
   resourceVersion?: string;
@@ -59,7 +69,7 @@ export class EventRecorder implements EventSink {
 
   async record(object: InvolvedObject, event: EventSpec): Promise<void> {
     const now = this.clock.now();
-    const key = `${object.uid ?? object.name}\u0000${event.reason}\u0000${event.message}`;
+    const key = `${object.uid ?? `${object.kind ?? ""}/${object.namespace ?? ""}/${object.name}`}\u0000${event.reason}\u0000${event.message}`;
     const last = this.#recent.get(key);
     if (last !== undefined && now.getTime() - last < DEDUPE_WINDOW_MS) return;
     this.#remember(key, now.getTime());
@@ -84,14 +94,18 @@ export class EventRecorder implements EventSink {
     // client-go names events `<object>.<hex nanoseconds>`; a random suffix avoids collisions within a ms.
     const suffix = `${now.getTime().toString(16)}${randomBytes(4).toString("hex")}`;
     const involvedObject: KubeEvent["involvedObject"] = {
-      apiVersion: `${KUIK_GROUP}/${KUIK_VERSION}`,
-      kind: "CachedImage",
+      apiVersion: object.apiVersion ?? `${KUIK_GROUP}/${KUIK_VERSION}`,
+      kind: object.kind ?? "CachedImage",
       name: object.name,
     };
+    if (object.namespace !== undefined) involvedObject.namespace = object.namespace;
     if (object.uid !== undefined) involvedObject.uid = object.uid;
     if (object.resourceVersion !== undefined) involvedObject.resourceVersion = object.resourceVersion;
     return {
-      metadata: { name: `${object.name.slice(0, 220)}.${suffix}`, namespace: EVENT_NAMESPACE },
+      metadata: {
+        name: `${object.name.slice(0, 220)}.${suffix}`,
+        namespace: object.namespace ?? EVENT_NAMESPACE,
+      },
       involvedObject,
       reason: event.reason,
       message: event.message.slice(0, 1024),

@@ -20,7 +20,14 @@ export type JsonPatchOp =
 /** A core/v1 Event as kuik writes it. */
 export interface KubeEvent {
   metadata: { name: string; namespace: string };
-  involvedObject: { apiVersion: string; kind: string; name: string; uid?: string; resourceVersion?: string };
+  involvedObject: {
+    apiVersion: string;
+    kind: string;
+    name: string;
+    namespace?: string;
+    uid?: string;
+    resourceVersion?: string;
+  };
   reason: string;
   message: string;
   type: "Normal" | "Warning";
@@ -30,6 +37,13 @@ export interface KubeEvent {
   firstTimestamp: string;
   lastTimestamp: string;
   count: number;
+}
+
+/** The fields of a proxy Pod the gate reads: where it runs and whether it is Ready. */
+export interface ProxyPodLike {
+  metadata?: { name?: string; deletionTimestamp?: string | Date };
+  spec?: { nodeName?: string };
+  status?: { conditions?: readonly { type?: string; status?: string }[] };
 }
 
 /** A Secret of type `kubernetes.io/dockerconfigjson`, as kuik writes it. */
@@ -46,6 +60,11 @@ export interface DockerConfigSecret {
  */
 export interface KubePort {
   listManagedPods(): Promise<PodLike[]>;
+  /** Pods of one namespace matching a label selector (the proxy DaemonSet's Pods, for the gate). */
+  listPods(namespace: string, labelSelector: string): Promise<ProxyPodLike[]>;
+  /** JSON Patch of a Pod (the rescue gives a container its original image back). */
+  patchPod(namespace: string, name: string, ops: JsonPatchOp[]): Promise<void>;
+
   listServiceAccounts(): Promise<ServiceAccountLike[]>;
   getServiceAccount(namespace: string, name: string): Promise<ServiceAccountLike | undefined>;
   getSecret(ref: PullSecretRef): Promise<PullSecret | undefined>;
@@ -150,4 +169,8 @@ export interface MetricsSink {
   removedFromCache(): void;
   /** Duration and transferred bytes of one copy. */
   copy(durationSeconds: number, bytes: number, successful: boolean): void;
+  /** The proxy gate's verdict for Pods not scheduled yet changed (capabilities/proxy-gate). */
+  proxyServing(serving: boolean, reason: string): void;
+  /** A Pod stuck on a proxy that was not serving got its original images back. */
+  podRescued(): void;
 }

@@ -32,6 +32,7 @@ describe("loadConfig", () => {
       maxConcurrentCachedImageReconciles: 3,
       bootstrap: false,
       peprFastClone: true,
+      proxyGate: true,
     });
   });
 
@@ -56,6 +57,7 @@ describe("loadConfig", () => {
       KUIK_MAX_CONCURRENT_CACHED_IMAGE_RECONCILES: "8",
       KUIK_BOOTSTRAP: "true",
       KUIK_PEPR_FAST_CLONE: "false",
+      KUIK_PROXY_GATE: "false",
     });
     expect(config).toEqual<KuikConfig>({
       proxyPort: 8082,
@@ -77,6 +79,7 @@ describe("loadConfig", () => {
       maxConcurrentCachedImageReconciles: 8,
       bootstrap: true,
       peprFastClone: false,
+      proxyGate: false,
     });
   });
 

@@ -25,6 +25,7 @@ export const ENV = {
   maxConcurrentCachedImageReconciles: "KUIK_MAX_CONCURRENT_CACHED_IMAGE_RECONCILES",
   bootstrap: "KUIK_BOOTSTRAP",
   peprFastClone: "KUIK_PEPR_FAST_CLONE",
+  proxyGate: "KUIK_PROXY_GATE",
 } as const;
 
 /** kuik's validated configuration. */
@@ -70,6 +71,11 @@ export interface KuikConfig {
   bootstrap: boolean;
   /** Swap Pepr's per-request `ramda.clone` for `structuredClone` on JSON data (default true: pepr-runtime.ts). */
   peprFastClone: boolean;
+  /**
+   * Rewrite Pods only while the proxy DaemonSet serves, and rescue Pods stuck on it (default true;
+   * capabilities/proxy-gate). Turn it off only when the proxy runs outside Kubernetes (a node service).
+   */
+  proxyGate: boolean;
 }
 
 /** Thrown by {@link loadConfig} and `compilePolicy`: every problem found, not just the first. */
@@ -167,6 +173,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): K
     ),
     bootstrap: r.boolean(ENV.bootstrap, false),
     peprFastClone: r.boolean(ENV.peprFastClone, true),
+    proxyGate: r.boolean(ENV.proxyGate, true),
   };
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   return config;

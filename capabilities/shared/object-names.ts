@@ -9,6 +9,9 @@ import { parseImageReference } from "../../registry-client/src/reference";
 import type { ImageReference } from "../../registry-client/src/types";
 import { LABEL_REPOSITORY } from "./labels";
 
+/** The proxy DaemonSet in kuik's namespace (deploy/base/proxy.yaml), read by the proxy gate. */
+export const PROXY_DAEMONSET = "kube-image-keeper-proxy";
+
 /** Longest Kubernetes object name (DNS-1123 subdomain). */
 export const MAX_OBJECT_NAME_LENGTH = 253;
 /** Longest label value, and longest name part of an annotation key. */

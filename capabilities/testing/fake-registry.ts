@@ -145,4 +145,17 @@ export class RecordingMetrics implements MetricsSink {
   copy(): void {
     this.counts.copies++;
   }
+
+  /** The last {@link proxyServing} call. */
+  serving: { serving: boolean; reason: string } | undefined;
+
+  proxyServing(serving: boolean, reason: string): void {
+    this.serving = { serving, reason };
+  }
+
+  rescued = 0;
+
+  podRescued(): void {
+    this.rescued++;
+  }
 }

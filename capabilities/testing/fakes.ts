@@ -12,6 +12,7 @@ import {
   type JsonPatchOp,
   type KubeEvent,
   type KubePort,
+  type ProxyPodLike,
 } from "../kube/ports";
 import type { PodLike, PullSecretRef, ServiceAccountLike } from "../shared/pods";
 import { applyJsonPatch, mergePatch } from "./fake-patch";
@@ -38,6 +39,11 @@ export class FakeKube implements KubePort {
   readonly cachedImages = new Map<string, CachedImage>();
   readonly repositories = new Map<string, Repository>();
   readonly events: KubeEvent[] = [];
+  /** Pods of {@link listPods} (the proxy's), by namespace; matched on every label of the selector. */
+  readonly namespacedPods = new Map<
+    string,
+    (ProxyPodLike & { metadata?: { labels?: Record<string, string> } })[]
+  >();
   readonly appliedSecrets: DockerConfigSecret[] = [];
   /** Every call, as `method name`. */
   readonly calls: string[] = [];
@@ -84,6 +90,20 @@ export class FakeKube implements KubePort {
   async listManagedPods(): Promise<PodLike[]> {
     this.#call("listManagedPods");
     return [...this.pods.values()].map(clone);
+  }
+
+  async listPods(namespace: string, labelSelector: string): Promise<ProxyPodLike[]> {
+    this.#call("listPods", `${namespace}?${labelSelector}`);
+    const wanted = labelSelector.split(",").map(pair => pair.split("="));
+    const pods = this.namespacedPods.get(namespace) ?? [];
+    return pods.filter(p => wanted.every(([k, v]) => p.metadata?.labels?.[k ?? ""] === v)).map(clone);
+  }
+
+  async patchPod(namespace: string, name: string, ops: JsonPatchOp[]): Promise<void> {
+    this.#call("patchPod", `${namespace}/${name}`);
+    const existing = this.pods.get(`${namespace}/${name}`);
+    if (existing === undefined) throw new KubeApiError(404, "not found");
+    this.addPod(applyJsonPatch(existing, ops) as PodLike);
   }
 
   async listServiceAccounts(): Promise<ServiceAccountLike[]> {

@@ -1,11 +1,12 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import type { CachedImage, Repository } from "../crd";
+import type { GateVerdict } from "../proxy-gate/decision";
 import { ANNOTATION_FORCE_UPDATE, FINALIZER_CACHED_IMAGE } from "../shared/labels";
 import type { WatcherConfig } from "../shared/watcher-config";
 import { FakeRegistry, FakeTime, RecordingEvents, RecordingMetrics } from "../testing/fake-registry";
 import { FakeKube, silentLog } from "../testing/fakes";
 import { managedPod } from "../testing/pods";
-import { CachedImagesController, needsReconcile } from "./controller";
+import { CachedImagesController, needsReconcile, RESCUE_INTERVAL_MS } from "./controller";
 
 const DAY = 86_400_000;
 const NAME = "docker.io-library-nginx-1.25";
@@ -25,15 +26,18 @@ let registry: FakeRegistry;
 let time: FakeTime;
 let events: RecordingEvents;
 
-function startController(): CachedImagesController {
+function startController(
+  extra: { gate?: { verdict(node?: string): GateVerdict }; metrics?: RecordingMetrics } = {},
+): CachedImagesController {
   const controller = new CachedImagesController({
     kube,
     registry,
     clock: time,
     scheduler: time,
     log: silentLog,
-    metrics: new RecordingMetrics(),
+    metrics: extra.metrics ?? new RecordingMetrics(),
     events,
+    ...(extra.gate ? { gate: extra.gate } : {}),
     config: {
       namespace: "kuik-system",
       expiryDelayMs: 1 * DAY,
@@ -259,6 +263,46 @@ describe("CachedImagesController loops", () => {
     expect(status()?.phase).toBe("Ready");
     await time.advance(WATCHER.resyncIntervalMs - 20_000);
     expect(lists()).toBe(2);
+    controller.stop();
+  });
+});
+
+describe("CachedImagesController and the proxy gate", () => {
+  function withGate(verdict: GateVerdict) {
+    const gate = { current: verdict, verdict: () => gate.current };
+    const metrics = new RecordingMetrics();
+    const controller = startController({ gate, metrics });
+    return { controller, gate, metrics };
+  }
+  const DOWN: GateVerdict = { rewrite: false, reason: "not-installed", detail: "no proxy Pod exists" };
+  const UP: GateVerdict = { rewrite: true, reason: "majority-ready" };
+
+  it("reports stops and resumptions with an Event on the DaemonSet and the metric", () => {
+    const { controller, metrics } = withGate(UP);
+    controller.onProxyVerdict(UP); // serving from the start: nothing to say
+    controller.onProxyVerdict(DOWN);
+    controller.onProxyVerdict(UP);
+    expect(events.recorded.map(e => [e.object, e.reason, e.type])).toEqual([
+      ["kube-image-keeper-proxy", "ProxyUnavailable", "Warning"],
+      ["kube-image-keeper-proxy", "ProxyAvailable", "Normal"],
+    ]);
+    expect(events.recorded[0]?.message).toContain("no proxy Pod exists");
+    expect(metrics.serving).toEqual({ serving: true, reason: "majority-ready" });
+    controller.stop();
+  });
+
+  it("rescues a managed Pod stuck on its node's missing proxy within one rescue interval", async () => {
+    const { controller, metrics } = withGate({ ...DOWN, reason: "not-ready-on-node" });
+    const stuck = managedPod("shop", "web", ["nginx:1.25"]);
+    kube.addPod({
+      ...stuck,
+      spec: { ...stuck.spec, nodeName: "n1" },
+      status: { containerStatuses: [{ name: "c0", state: { waiting: { reason: "ImagePullBackOff" } } }] },
+    } as never);
+    await time.advance(RESCUE_INTERVAL_MS);
+    expect(kube.pods.get("shop/web")?.spec?.containers?.[0]?.image).toBe("nginx:1.25");
+    expect(metrics.rescued).toBe(1);
+    expect(events.reasons()).toContain("ImageRescued");
     controller.stop();
   });
 });

@@ -7,7 +7,8 @@
  * Loops: a full resync at start and every `resyncIntervalMs` (lists everything, recomputes tracking, queues every
  * CachedImage for a cache check — so images not Ready are retried after a restart and images that vanished from
  * the cache registry are copied again — and rewrites the proxy credentials); an expiry sweep plus Repository
- * maintenance every `sweepIntervalMs`.
+ * maintenance every `sweepIntervalMs`; with a proxy gate, a rescue pass every {@link RESCUE_INTERVAL_MS} for Pods
+ * stuck on a proxy that is not serving (capabilities/proxy-gate).
  */
 import type { Logger } from "pino";
 import { cacheReference, sourceReference } from "../caching/cache-reference";
@@ -18,12 +19,15 @@ import { LivePods, sweepExpired } from "../expiry/sweep";
 import { EventRecorder, type EventSink } from "../kube/events";
 import { removeFinalizerOps } from "../kube/patch-ops";
 import type { Clock, KubePort, MetricsSink, RegistryPort, Scheduler } from "../kube/ports";
+import type { GateVerdict } from "../proxy-gate/decision";
+import { Rescuer, type RescuablePod } from "../proxy-gate/rescue";
 import { ProxyCredentialsSync, keyringForImage } from "../repositories/credentials";
 import { maintainRepositories } from "../repositories/maintenance";
 import { normalizeDigest, readStatus } from "../shared/cached-image-status";
 import type { KuikConfig } from "../shared/config";
 import { errorMessage } from "../shared/errors";
 import { ANNOTATION_FORCE_UPDATE, FINALIZER_REPOSITORY, FORCE_UPDATE_VALUE } from "../shared/labels";
+import { PROXY_DAEMONSET } from "../shared/object-names";
 import { podImages } from "../shared/pod-images";
 import type { PodLike } from "../shared/pods";
 import type { WatcherConfig } from "../shared/watcher-config";
@@ -56,12 +60,16 @@ export interface ControllerDeps {
   watcher: WatcherConfig;
   /** Defaults to an {@link EventRecorder} over `kube`. */
   events?: EventSink;
+  /** The proxy gate (capabilities/proxy-gate/gate.ts); without one, no Pod is rescued. */
+  gate?: { verdict(node?: string): GateVerdict };
   /** Tracking debounce (default 1 s) and progress patch interval (default 5 s). */
   debounceMs?: number;
   progressIntervalMs?: number;
 }
 
 const CREDENTIALS_DEBOUNCE_MS = 2000;
+/** How often Pods stuck on a proxy that is not serving are rescued (the issue allows 60 s). */
+export const RESCUE_INTERVAL_MS = 10_000;
 
 /** See the file comment. */
 export class CachedImagesController implements WatchHandlers, MetricsSnapshot {
@@ -72,6 +80,8 @@ export class CachedImagesController implements WatchHandlers, MetricsSnapshot {
   readonly #credentials: ProxyCredentialsSync;
   readonly #live: LivePods;
   readonly #events: EventSink;
+  readonly #rescuer: Rescuer | undefined;
+  #proxyServing: boolean | undefined;
   readonly #cancels = new Map<string, () => void>();
   #stopped = false;
 
@@ -95,6 +105,16 @@ export class CachedImagesController implements WatchHandlers, MetricsSnapshot {
       log,
     );
     this.#cacheDeps = this.#buildCacheDeps();
+    if (deps.gate !== undefined) {
+      this.#rescuer = new Rescuer({
+        kube,
+        events: this.#events,
+        gate: deps.gate,
+        port: config.proxyPort,
+        log: log.child({ part: "rescue" }),
+        onRescued: () => deps.metrics.podRescued(),
+      });
+    }
     this.queue = new WorkQueue({
       concurrency: config.maxConcurrentCachedImageReconciles,
       scheduler,
@@ -106,6 +126,39 @@ export class CachedImagesController implements WatchHandlers, MetricsSnapshot {
   /** Pod binding events: tracking. */
   onPod(pod: PodLike, phase: string): void {
     this.tracker.onPod(pod, phase === "DELETED");
+    this.#rescuer?.onPod(pod as RescuablePod, phase === "DELETED");
+  }
+
+  /**
+   * The gate's verdict for Pods not scheduled yet changed: the metric, and an Event on the proxy DaemonSet when
+   * rewriting stops (Warning) or resumes after having stopped (Normal).
+   */
+  onProxyVerdict(verdict: GateVerdict): void {
+    const { metrics, config } = this.#deps;
+    metrics.proxyServing(verdict.rewrite, verdict.reason);
+    const was = this.#proxyServing;
+    this.#proxyServing = verdict.rewrite;
+    if (was === verdict.rewrite || (was === undefined && verdict.rewrite)) return;
+    const object = {
+      apiVersion: "apps/v1",
+      kind: "DaemonSet",
+      namespace: config.namespace,
+      name: PROXY_DAEMONSET,
+    };
+    void this.#events.record(
+      object,
+      verdict.rewrite
+        ? {
+            type: "Normal",
+            reason: "ProxyAvailable",
+            message: "kuik's proxy serves again: new Pods are rewritten",
+          }
+        : {
+            type: "Warning",
+            reason: "ProxyUnavailable",
+            message: `kuik's proxy is not serving (${verdict.detail}): new Pods keep their original images`,
+          },
+    );
   }
 
   /** CachedImage binding events: tracking, and a caching pass when {@link needsReconcile}. */
@@ -155,6 +208,9 @@ export class CachedImagesController implements WatchHandlers, MetricsSnapshot {
       () => this.sweep(),
       this.#deps.watcher.sweepIntervalMs,
     );
+    const rescuer = this.#rescuer;
+    if (rescuer !== undefined)
+      this.#schedule("rescue", RESCUE_INTERVAL_MS, () => rescuer.sweep(), RESCUE_INTERVAL_MS);
   }
 
   /** Stops the loops and the queue (running passes finish). */

@@ -33,6 +33,8 @@ export class KuikMetrics implements MetricsSink {
   readonly #removed: Counter;
   readonly #copyDuration: Histogram<"result">;
   readonly #copyBytes: Histogram<"result">;
+  readonly #proxyServing: Gauge<"reason">;
+  readonly #rescued: Counter;
   #snapshot: MetricsSnapshot = EMPTY_SNAPSHOT;
 
   constructor(build: BuildInfo) {
@@ -81,6 +83,17 @@ export class KuikMetrics implements MetricsSink {
       buckets: [1e5, 1e6, 1e7, 5e7, 1e8, 5e8, 1e9, 5e9, 1e10],
       registers,
     });
+    this.#proxyServing = new Gauge({
+      name: `${PREFIX}proxy_serving`,
+      help: "1 while new Pods are rewritten to the proxy, 0 while the proxy gate keeps their original images (reason)",
+      labelNames: ["reason"],
+      registers,
+    });
+    this.#rescued = counter(
+      `${PREFIX}pods_rescued_total`,
+      "Pods given their original images back because the proxy on their node was not serving",
+      registers,
+    );
     registerSnapshotGauges(() => this.#snapshot, registers);
   }
 
@@ -99,6 +112,15 @@ export class KuikMetrics implements MetricsSink {
 
   removedFromCache(): void {
     this.#removed.inc();
+  }
+
+  proxyServing(serving: boolean, reason: string): void {
+    this.#proxyServing.reset();
+    this.#proxyServing.set({ reason }, serving ? 1 : 0);
+  }
+
+  podRescued(): void {
+    this.#rescued.inc();
   }
 
   copy(durationSeconds: number, bytes: number, successful: boolean): void {

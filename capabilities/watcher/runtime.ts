@@ -10,6 +10,7 @@ import { startBootstrap, type Bootstrap } from "../bootstrap/bootstrap";
 import { KubeClient } from "../kube/client";
 import { loadKubeConnection } from "../kube/config";
 import { KubeHttp, type KubeTransport } from "../kube/http";
+import { DEFAULT_GATE_STALE_AFTER_MS, ProxyGate } from "../proxy-gate/gate";
 import type { KuikSettings } from "../shared/watcher-config";
 import { CachedImagesController } from "./controller";
 import { KuikMetrics, serveMetrics, type BuildInfo } from "./metrics";
@@ -50,8 +51,18 @@ export function createWatcherRuntime(
     if (event.type !== "response") log.debug({ registryEvent: event }, "registry event");
   });
   const metrics = new KuikMetrics(build);
+  const kubeClient = new KubeClient(transport);
+  const gate = new ProxyGate({
+    kube: kubeClient,
+    namespace: config.namespace,
+    now: Date.now,
+    log: log.child({ part: "proxy-gate" }),
+    options: { enabled: config.proxyGate, staleAfterMs: DEFAULT_GATE_STALE_AFTER_MS },
+    onChange: verdict => controller.onProxyVerdict(verdict),
+  });
   const controller = new CachedImagesController({
-    kube: new KubeClient(transport),
+    kube: kubeClient,
+    gate,
     registry,
     clock: { now: () => new Date() },
     scheduler,
@@ -75,6 +86,7 @@ export function createWatcherRuntime(
     },
     start() {
       controller.start();
+      gate.start();
       if (watcher.metricsPort === 0) return;
       serveMetrics(metrics.registry, watcher.metricsPort, log).then(
         s => {
@@ -86,6 +98,7 @@ export function createWatcherRuntime(
     },
     async stop() {
       bootstrap?.stop();
+      gate.stop();
       controller.stop();
       scheduler.stop();
       server?.close();

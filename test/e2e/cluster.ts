@@ -59,6 +59,10 @@ export interface ClusterOptions {
   objects?: (dir: string) => object[];
   /** Install kuik with `kubectl apply -k` (default true); false: the test installs it its own way. */
   install?: boolean;
+  /** Further strategic-merge patches of the user's kustomization (e.g. a proxy image that cannot be pulled). */
+  patches?: object[];
+  /** Wait for the proxy DaemonSet to roll out before returning (default true). */
+  waitForProxy?: boolean;
 }
 
 export interface Cluster {
@@ -272,10 +276,13 @@ export async function waitForKuik(
   cp: ControlPlane,
   diagnostics: () => Promise<string>,
   timeoutMs = 300_000,
+  withProxy = true,
 ): Promise<void> {
   const workloads: Array<[string, string, string]> = [
     ["statefulset", KUIK_NAMESPACE, "kube-image-keeper-registry"],
-    ["daemonset", KUIK_NAMESPACE, "kube-image-keeper-proxy"],
+    ...(withProxy
+      ? [["daemonset", KUIK_NAMESPACE, "kube-image-keeper-proxy"] as [string, string, string]]
+      : []),
     ["deployment", PEPR_NAMESPACE, "pepr-kuik"],
     ["deployment", PEPR_NAMESPACE, "pepr-kuik-watcher"],
   ];
@@ -396,12 +403,12 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         installKuik(cp, {
           dir: join(dir, "install"),
           moduleSettings: { ...(opts.env ?? {}) },
-          patches: rootCaPatches(),
+          patches: [...rootCaPatches(), ...(opts.patches ?? [])],
           components: opts.components ?? [],
         }),
       );
       say(`installed ${installation.objects.length} objects; waiting for kuik's Pods`);
-      await timed("kuikReady", waitForKuik(cp, diagnostics));
+      await timed("kuikReady", waitForKuik(cp, diagnostics, 300_000, opts.waitForProxy ?? true));
     }
     timings.total = Date.now() - t0;
     const proxyPort = DEFAULT_PROXY_PORT;

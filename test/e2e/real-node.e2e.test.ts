@@ -154,9 +154,11 @@ describe("kuik on a real node", () => {
     await cluster.kubectl(["rollout", "restart", ...ds]);
     const started = Date.now();
     await deploy("rollout", img.ref, 3);
-    // one kubelet image-pull back-off is 10 s, then 20 s: the Pods start once the new proxy Pod is Ready
+    // On one node the rollout leaves no proxy for a moment: Pods admitted then keep their original image (the
+    // gate), those rewritten just before and stuck are rescued; the others pull through the new proxy Pod. Either
+    // way every Pod starts (one kubelet image-pull back-off is 10 s, then 20 s).
     const pods = await runningPods(NS, "rollout", 3, 120_000);
-    for (const p of pods) expect(statusImage(p)).toBe(cluster.proxyImage(img.ref));
+    for (const p of pods) expect([cluster.proxyImage(img.ref), img.ref]).toContain(statusImage(p));
     await cluster.kubectl(["rollout", "status", ...ds, "--timeout=60s"], { timeoutMs: 70_000 });
     expect(Date.now() - started).toBeLessThan(120_000);
   });

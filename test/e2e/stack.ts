@@ -313,6 +313,9 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     say(`control plane ${cp.version} ready in ${timings.controlPlane} ms; installing kuik from deploy/`);
     const moduleSettings = {
       [LOOPBACK_SETTING]: "true",
+      // The proxy runs here as a local process, not as the DaemonSet's Pods (no kubelet in this stack): the gate
+      // would never open. It is proven on the real node (test/e2e/real-node-gate.e2e.test.ts).
+      KUIK_PROXY_GATE: "false",
       ...(opts.logLevel ? { LOG_LEVEL: opts.logLevel } : {}),
       ...opts.env,
     };
