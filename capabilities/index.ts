@@ -5,6 +5,7 @@
 import { Log, type Capability } from "pepr";
 import { createImageRewriter } from "./image-rewriter/capability";
 import { compilePolicy } from "./image-rewriter/policy";
+import { admittedImages } from "./image-rewriter/recheck";
 import type { KuikConfig } from "./shared/config";
 import { loadKuikConfig } from "./shared/watcher-config";
 import { createCachedImages } from "./watcher/capability";
@@ -33,7 +34,7 @@ export function createKuik(env: Readonly<Record<string, string | undefined>>, ve
   const watching = env.PEPR_MODE !== "build" && (env.PEPR_WATCH_MODE === "true" || env.PEPR_MODE === "dev");
   const build = { version, revision: env.KUIK_REVISION ?? "unknown", built: env.KUIK_BUILT ?? "unknown" };
   const runtime = watching
-    ? createWatcherRuntime(settings, Log.child({ component: "cached-images" }), build)
+    ? createWatcherRuntime(settings, admittedImages(policy), Log.child({ component: "cached-images" }), build)
     : undefined;
   const kuik: Kuik = {
     capabilities: [

@@ -1,4 +1,5 @@
 import { beforeEach, describe, expect, it } from "vitest";
+import { admissionRules } from "../testing/admission";
 import type { CachedImage, Repository } from "../crd";
 import { ANNOTATION_FORCE_UPDATE, FINALIZER_CACHED_IMAGE } from "../shared/labels";
 import type { WatcherConfig } from "../shared/watcher-config";
@@ -37,11 +38,11 @@ function startController(): CachedImagesController {
     config: {
       namespace: "kuik-system",
       expiryDelayMs: 1 * DAY,
-      proxyPort: 7439,
       registryEndpoint: "cache.kuik:5000",
       maxConcurrentCachedImageReconciles: 2,
     },
     watcher: WATCHER,
+    admitted: admissionRules(),
   });
   kube.watch((kind, object, phase) => {
     if (kind === "Pod") controller.onPod(object as never, phase);

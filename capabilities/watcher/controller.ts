@@ -24,7 +24,7 @@ import { normalizeDigest, readStatus } from "../shared/cached-image-status";
 import type { KuikConfig } from "../shared/config";
 import { errorMessage } from "../shared/errors";
 import { ANNOTATION_FORCE_UPDATE, FINALIZER_REPOSITORY, FORCE_UPDATE_VALUE } from "../shared/labels";
-import { podImages } from "../shared/pod-images";
+import { podImages, type AdmittedImages } from "../shared/pod-images";
 import type { PodLike } from "../shared/pods";
 import type { WatcherConfig } from "../shared/watcher-config";
 import { Tracker } from "../tracking/tracker";
@@ -51,9 +51,11 @@ export interface ControllerDeps {
   metrics: MetricsSink;
   config: Pick<
     KuikConfig,
-    "namespace" | "expiryDelayMs" | "proxyPort" | "registryEndpoint" | "maxConcurrentCachedImageReconciles"
+    "namespace" | "expiryDelayMs" | "registryEndpoint" | "maxConcurrentCachedImageReconciles"
   >;
   watcher: WatcherConfig;
+  /** kuik's admission rules, re-applied to every pod the watcher reads (image-rewriter/recheck.ts). */
+  admitted: AdmittedImages;
   /** Defaults to an {@link EventRecorder} over `kube`. */
   events?: EventSink;
   /** Tracking debounce (default 1 s) and progress patch interval (default 5 s). */
@@ -85,10 +87,10 @@ export class CachedImagesController implements WatchHandlers, MetricsSnapshot {
       scheduler,
       log: log.child({ part: "tracker" }),
       expiryDelayMs: config.expiryDelayMs,
-      proxyPort: config.proxyPort,
+      admitted: deps.admitted,
       debounceMs: deps.debounceMs ?? 1000,
     });
-    this.#live = new LivePods(kube, clock, config.proxyPort);
+    this.#live = new LivePods(kube, clock, deps.admitted);
     this.#credentials = new ProxyCredentialsSync(
       kube,
       { name: watcher.credentialsSecret, namespace: config.namespace },
@@ -217,7 +219,7 @@ export class CachedImagesController implements WatchHandlers, MetricsSnapshot {
   /** Scrape-time view of the containers using a CachedImage (metrics). */
   *containersWithCachedImage(): Iterable<{ phase: string; isCached: boolean }> {
     for (const pod of this.tracker.pods) {
-      for (const image of podImages(pod, { proxyPort: this.#deps.config.proxyPort }).images) {
+      for (const image of podImages(pod, { admitted: this.#deps.admitted }).images) {
         const ci = image.kind === "container" ? this.tracker.cachedImages.get(image.name) : undefined;
         if (ci !== undefined)
           yield { phase: readStatus(ci).phase ?? "", isCached: readStatus(ci).isCached === true };

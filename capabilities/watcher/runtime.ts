@@ -10,6 +10,7 @@ import { startBootstrap, type Bootstrap } from "../bootstrap/bootstrap";
 import { KubeClient } from "../kube/client";
 import { loadKubeConnection } from "../kube/config";
 import { KubeHttp, type KubeTransport } from "../kube/http";
+import type { AdmittedImages } from "../shared/pod-images";
 import type { KuikSettings } from "../shared/watcher-config";
 import { CachedImagesController } from "./controller";
 import { KuikMetrics, serveMetrics, type BuildInfo } from "./metrics";
@@ -32,13 +33,15 @@ export interface WatcherRuntime {
 }
 
 /**
- * Builds the watcher from validated settings; nothing runs until {@link WatcherRuntime.start}. `kube` replaces the
+ * Builds the watcher from validated settings and the admission rules it re-applies to every pod
+ * (image-rewriter/recheck.ts, built from the same settings as admission's); nothing runs until {@link WatcherRuntime.start}. `kube` replaces the
  * API transport (tests); by default one {@link KubeHttp} is built here, closed by {@link WatcherRuntime.stop}.
  *
  * @throws KubeConfigError when the Kubernetes configuration cannot be loaded.
  */
 export function createWatcherRuntime(
   settings: KuikSettings,
+  admitted: AdmittedImages,
   log: Logger,
   build: BuildInfo,
   kube?: KubeTransport,
@@ -59,6 +62,7 @@ export function createWatcherRuntime(
     metrics,
     config,
     watcher,
+    admitted,
   });
   metrics.setSnapshot(controller);
   let server: Server | undefined;
