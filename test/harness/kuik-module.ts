@@ -243,7 +243,7 @@ export interface KuikModule {
   webhookUrl: string;
   admission: ModuleProcess;
   watcher: ModuleProcess;
-  /** Kubeconfig the module processes use. */
+  /** Kubeconfig of the watcher process (the admission process uses its own ServiceAccount's, #13). */
   kubeconfig: string;
   identity: "service-account" | "admin";
   /** The admission process's environment (the installed one with the overrides; nothing inherited). */
