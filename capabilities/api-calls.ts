@@ -33,21 +33,10 @@ export const KUIK_API_CALLS: readonly ApiCall[] = [
     group: "",
     resource: "secrets,serviceaccounts",
     verbs: ["get"],
+    // no list/watch on secrets: a get needs the name, which only a pod, service account or Repository gives
     why: "pull secrets named by Repositories (any namespace); service account of a new pod",
   },
-  {
-    group: "",
-    resource: "events,secrets",
-    verbs: ["create"],
-    why: "Events of CachedImages; first apply of the proxy credentials Secret (create cannot be name-scoped)",
-  },
-  {
-    group: "",
-    resource: "secrets",
-    verbs: ["patch"],
-    resourceNames: [DEFAULT_PROXY_CREDENTIALS_SECRET],
-    why: "server-side apply of the proxy credentials Secret",
-  },
+  { group: "", resource: "events", verbs: ["create"], why: "Events of CachedImages" },
   {
     group: "kuik.enix.io",
     resource: "cachedimages",
@@ -62,6 +51,54 @@ export const KUIK_API_CALLS: readonly ApiCall[] = [
     why: "tracking (apply pull secrets), credentials of a copy (get), Repository watch bindings, resync",
   },
   { group: "kuik.enix.io", resource: "repositories/status", verbs: ["patch"], why: "status of Repositories" },
+];
+
+/**
+ * What the watcher writes in kuik's namespace only (a Role and RoleBinding, never the ClusterRole): the proxy
+ * credentials Secret. A create anywhere would let its holder mint a token for any ServiceAccount (a Secret of type
+ * `kubernetes.io/service-account-token`), so it is granted in kuik's namespace, and by name: the Secret is written by
+ * server-side apply, which the API server authorises as `create` WITH the object's name when it creates the object
+ * (a POST create carries no name, and would not match). A renamed Secret (KUIK_PROXY_CREDENTIALS_SECRET) needs
+ * this Role edited.
+ */
+export const WATCHER_KUIK_NAMESPACE_CALLS: readonly ApiCall[] = [
+  {
+    group: "",
+    resource: "secrets",
+    verbs: ["create", "patch"],
+    resourceNames: [DEFAULT_PROXY_CREDENTIALS_SECRET],
+    namespace: "kuik",
+    why: "server-side apply of the proxy credentials Secret (an apply that creates is authorised as a create by name)",
+  },
+];
+
+/**
+ * What the admission process needs, under its own ServiceAccount: Pepr's runtime, and the proxy gate's list of
+ * the proxy Pods in kuik's namespace (the admission callback itself makes no API call: it reads the gate's memory). Pepr's controller.js applies the PeprStore CRD at start (by name: an apply), and the
+ * admission server binds its endpoints once Pepr's store is read, in pepr-system.
+ */
+export const ADMISSION_CALLS: readonly ApiCall[] = [
+  {
+    group: "apiextensions.k8s.io",
+    resource: "customresourcedefinitions",
+    verbs: ["create", "patch"],
+    resourceNames: ["peprstores.pepr.dev"],
+    why: "Pepr's controller.js applies the PeprStore CRD at start",
+  },
+  {
+    group: "pepr.dev",
+    resource: "peprstores",
+    verbs: ["create", "get", "list", "patch", "watch"],
+    namespace: "pepr",
+    why: "Pepr store in pepr-system (its watch lists first); admission serves only once the store is read",
+  },
+  {
+    group: "",
+    resource: "pods",
+    verbs: ["list"],
+    namespace: "kuik",
+    why: "the proxy gate lists the proxy DaemonSet's Pods before a rewrite (proxy-gate/gate.ts)",
+  },
 ];
 
 /**

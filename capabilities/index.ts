@@ -9,6 +9,7 @@ import { KubeClient } from "./kube/client";
 import { loadKubeConnection } from "./kube/config";
 import { KubeHttp } from "./kube/http";
 import { DEFAULT_GATE_STALE_AFTER_MS, ProxyGate } from "./proxy-gate/gate";
+import { admittedImages } from "./image-rewriter/recheck";
 import type { KuikConfig } from "./shared/config";
 import { loadKuikConfig } from "./shared/watcher-config";
 import { createCachedImages } from "./watcher/capability";
@@ -40,7 +41,7 @@ export function createKuik(env: Readonly<Record<string, string | undefined>>, ve
   const watching = env.PEPR_MODE !== "build" && (env.PEPR_WATCH_MODE === "true" || env.PEPR_MODE === "dev");
   const build = { version, revision: env.KUIK_REVISION ?? "unknown", built: env.KUIK_BUILT ?? "unknown" };
   const runtime = watching
-    ? createWatcherRuntime(settings, Log.child({ component: "cached-images" }), build)
+    ? createWatcherRuntime(settings, admittedImages(policy), Log.child({ component: "cached-images" }), build)
     : undefined;
   const admitting = env.PEPR_MODE !== "build" && env.PEPR_WATCH_MODE !== "true";
   const gate = admitting ? startAdmissionGate(settings.config) : undefined;

@@ -30,9 +30,16 @@ const { PATCH_TYPES } = await import("./kube/http");
 const { createImageRewriter } = await import("./image-rewriter/capability");
 const { compilePolicy } = await import("./image-rewriter/policy");
 const { loadConfig } = await import("./shared/config");
-const { BOOTSTRAP_API_CALLS, KUIK_API_CALLS, PEPR_RUNTIME_CALLS, grantedVerbs, policyRules } = await import(
-  "./api-calls"
-);
+const {
+  ADMISSION_CALLS,
+  BOOTSTRAP_API_CALLS,
+  KUIK_API_CALLS,
+  PEPR_RUNTIME_CALLS,
+  WATCHER_KUIK_NAMESPACE_CALLS,
+  grantedVerbs,
+  policyRules,
+} = await import("./api-calls");
+const { kuikRbacObjects } = await import("./rbac-objects");
 const { startBootstrap } = await import("./bootstrap/bootstrap");
 const { Log } = await import("pepr");
 
@@ -77,7 +84,13 @@ function flatten(rules: Rule[]): Map<string, Set<string>> {
   return out;
 }
 
-const declared = [...PEPR_RUNTIME_CALLS, ...KUIK_API_CALLS, ...BOOTSTRAP_API_CALLS];
+/** Every call the watcher is granted: Pepr's ClusterRole and its Role in kuik's namespace. */
+const declared = [
+  ...PEPR_RUNTIME_CALLS,
+  ...KUIK_API_CALLS,
+  ...BOOTSTRAP_API_CALLS,
+  ...WATCHER_KUIK_NAMESPACE_CALLS,
+];
 
 /**
  * The RBAC attributes of an API request, as the API server's request-info resolver derives them:
@@ -192,8 +205,8 @@ describe("RBAC", () => {
     const generated = flatten(await peprClusterRole());
     expect(generated).toEqual(flatten(policyRules()));
     // Declared calls restricted by name stay restricted (Pepr merges rules by apiGroups/resources).
-    expect(generated.get("/secrets")).toEqual(new Set(["get", "create"]));
-    expect(generated.get("/secrets@kuik-proxy-credentials")).toEqual(new Set(["patch"]));
+    expect(generated.get("/secrets")).toEqual(new Set(["get"]));
+    expect(generated.get("/secrets@kuik-proxy-credentials")).toBeUndefined();
     // The bootstrap's rules too: it may create and patch kuik-system's objects, by name, and nothing else.
     expect(generated.get("/serviceaccounts")).toEqual(new Set(["list", "get"]));
     expect(generated.get("/serviceaccounts@kube-image-keeper-proxy")).toEqual(new Set(["create", "patch"]));
@@ -240,7 +253,7 @@ describe("RBAC", () => {
     // Every KubePort method is exercised (a new method must be added above).
     const methods = Object.getOwnPropertyNames(KubeClient.prototype).filter(m => m !== "constructor");
     expect(methods.filter(m => !called.has(m))).toEqual([]);
-    const granted = flatten(policyRules());
+    const granted = flatten(policyRules(declared));
     expect(calls.filter(call => !allowed(granted, call))).toEqual([]);
     // Watch bindings list and watch their kind.
     const watched = capabilities()
@@ -318,4 +331,82 @@ describe("RBAC", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
+
+  // Issue #13: the module's one ServiceAccount could create Secrets anywhere (enough to mint a token for any
+  // ServiceAccount) and read them, and admission shared it. These failed before the split.
+  describe("least privilege (#13)", () => {
+    const objects = kuikRbacObjects({ kuikNamespace: "kuik-system" });
+    const rolesOf = (kind: string) =>
+      objects.filter(o => o.kind === kind) as unknown as Array<{
+        metadata: { name: string; namespace?: string };
+        rules: Rule[];
+      }>;
+
+    it("no cluster-wide rule writes, lists or watches Secrets; the watcher reads them by name only", async () => {
+      const cluster = [...(await peprClusterRole()), ...rolesOf("ClusterRole").flatMap(r => r.rules)];
+      const secrets = [...flatten(cluster)].filter(([k]) => k.startsWith("/secrets"));
+      expect(secrets).toEqual([["/secrets", new Set(["get"])]]);
+    });
+
+    it("the watcher writes only its proxy credentials Secret, by name, in kuik's namespace", () => {
+      const roles = rolesOf("Role").filter(r => r.metadata.namespace === "kuik-system");
+      const watcher = roles.filter(r => r.metadata.name === "pepr-kuik");
+      expect(flatten(watcher.flatMap(r => r.rules))).toEqual(
+        new Map([["/secrets@kuik-proxy-credentials", new Set(["create", "patch"])]]),
+      );
+      // the only other Role there: the admission's proxy gate, which reads Pods and writes nothing
+      const others = roles.filter(r => r.metadata.name !== "pepr-kuik");
+      expect(flatten(others.flatMap(r => r.rules))).toEqual(new Map([["/pods", new Set(["list"])]]));
+    });
+
+    it("admission has its own ServiceAccount, with Pepr's runtime and the proxy gate's Pod list only", () => {
+      const bindings = objects.filter(o => o.kind.endsWith("Binding")) as unknown as Array<{
+        metadata: { name: string };
+        subjects: { name: string }[];
+      }>;
+      expect(bindings.map(b => [b.metadata.name, b.subjects.map(x => x.name)])).toEqual([
+        ["pepr-kuik-admission", ["pepr-kuik-admission"]],
+        ["pepr-kuik-admission", ["pepr-kuik-admission"]],
+        ["pepr-kuik-admission", ["pepr-kuik-admission"]],
+        ["pepr-kuik", ["pepr-kuik"]],
+      ]);
+      const admission = objects.filter(o => o.metadata.name === "pepr-kuik-admission" && "rules" in o);
+      expect(flatten(admission.flatMap(o => o.rules as Rule[]))).toEqual(
+        new Map([
+          [
+            "apiextensions.k8s.io/customresourcedefinitions@peprstores.pepr.dev",
+            new Set(["create", "patch"]),
+          ],
+          ["pepr.dev/peprstores", new Set(["create", "get", "list", "patch", "watch"])],
+          ["/pods", new Set(["list"])],
+        ]),
+      );
+    });
+
+    it("every rule is justified in docs/security.md (a rule without its row fails)", () => {
+      const doc = readFileSync(new URL("../docs/security.md", import.meta.url), "utf8");
+      const rows = [
+        ...[...PEPR_RUNTIME_CALLS, ...KUIK_API_CALLS].map(c => securityRow("watcher", c)),
+        ...WATCHER_KUIK_NAMESPACE_CALLS.map(c => securityRow("watcher", c)),
+        ...BOOTSTRAP_API_CALLS.map(c => securityRow("watcher (`npx pepr deploy` only)", c)),
+        ...ADMISSION_CALLS.map(c => securityRow("admission", c)),
+      ];
+      // table cells compared without their padding (prettier aligns the columns)
+      const cells = (line: string): string => line.trim().replace(/ *\| */g, "|");
+      const lines = new Set(doc.split("\n").map(cells));
+      expect(rows.filter(row => !lines.has(cells(row)))).toEqual([]);
+    });
+  });
 });
+
+/** The docs/security.md table row of a call: who, where, resource, verbs, names, why. */
+function securityRow(who: string, call: (typeof KUIK_API_CALLS)[number]): string {
+  const where =
+    call.namespace === "kuik" ? "kuik's namespace" : call.namespace === "pepr" ? "pepr-system" : "cluster";
+  const resource = call.resource
+    .split(",")
+    .map(r => `\`${call.group ? `${call.group}/` : ""}${r}\``)
+    .join(", ");
+  const names = call.resourceNames ? call.resourceNames.map(n => `\`${n}\``).join(", ") : "any";
+  return `| ${who} | ${where} | ${resource} | ${call.verbs.join(", ")} | ${names} | ${call.why} |`;
+}

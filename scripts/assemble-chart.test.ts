@@ -134,8 +134,12 @@ describe("Pepr Deployments, RBAC and values", () => {
     expect(a).toContain(".Values.controllers.resources | default .Values.admission.resources");
     expect(a).toContain('include "kuik.caVolumeMounts"');
     expect(a).toContain('include "kuik.caVolumes"');
-    expect(a).toContain('serviceAccountName: {{ include "kuik.peprServiceAccount" . }}');
+    // admission on its own ServiceAccount (#13), the watcher on Pepr's
+    expect(a).toContain(
+      'serviceAccountName: {{ if .Values.serviceAccount.create }}pepr-kuik-admission{{ else }}{{ include "kuik.peprServiceAccount" . }}{{ end }}\n',
+    );
     const w = patchDeployment(deployment("watcher"), "watcher");
+    expect(w).toContain('serviceAccountName: {{ include "kuik.peprServiceAccount" . }}');
     expect(w).toContain("replicas: 1");
     expect(w).toContain('include "kuik.operatorEnv"');
   });

@@ -21,7 +21,13 @@ import {
 } from "node:fs";
 import { join, resolve } from "node:path";
 import { loadYaml } from "@kubernetes/client-node";
+import { dumpYaml } from "@kubernetes/client-node";
 import { BOOTSTRAP_API_CALLS, policyRules } from "../capabilities/api-calls";
+import {
+  ADMISSION_SERVICE_ACCOUNT,
+  WATCHER_SERVICE_ACCOUNT,
+  kuikRbacObjects,
+} from "../capabilities/rbac-objects";
 
 /** Thrown when the generated chart is not what the assembly expects. */
 export class ChartAssemblyError extends Error {
@@ -151,13 +157,38 @@ export function patchDeployment(template: string, component: "admission" | "watc
     `        {{- include "kuik.caVolumes" . | nindent 8 }}\n        {{- if .Values.${component}.extraVolumes }}\n`,
     what,
   );
-  t = replaceExactly(
-    t,
-    "serviceAccountName: {{ .Values.uuid }}\n",
-    'serviceAccountName: {{ include "kuik.peprServiceAccount" . }}\n',
-    what,
-  );
+  // The admission runs as its own ServiceAccount (capabilities/rbac-objects.ts, {@link kuikRbacTemplate}); with
+  // serviceAccount.create=false, v1's one ServiceAccount (`serviceAccount.name`) serves both.
+  const shared = '{{ include "kuik.peprServiceAccount" . }}';
+  const account =
+    component === "admission"
+      ? `{{ if .Values.serviceAccount.create }}${ADMISSION_SERVICE_ACCOUNT}{{ else }}${shared}{{ end }}`
+      : shared;
+  t = replaceExactly(t, "serviceAccountName: {{ .Values.uuid }}\n", `serviceAccountName: ${account}\n`, what);
   return t;
+}
+
+/**
+ * kuik's RBAC objects (capabilities/rbac-objects.ts) as a chart template: the admission's ServiceAccount under
+ * `serviceAccount.create`, its roles and the watcher's Role in the release namespace (kuik's) under `rbac.create`.
+ */
+export function kuikRbacTemplate(): string {
+  const NS = "kuik-namespace-placeholder";
+  const objects = kuikRbacObjects({ kuikNamespace: NS });
+  const docs = objects.map(o => {
+    let text = dumpYaml(o).trimEnd().replaceAll(NS, "{{ .Release.Namespace }}");
+    if (o.kind === "RoleBinding" && o.metadata.name === WATCHER_SERVICE_ACCOUNT) {
+      text = replaceExactly(
+        text,
+        `name: ${WATCHER_SERVICE_ACCOUNT}\n    namespace:`,
+        'name: {{ include "kuik.peprServiceAccount" . }}\n    namespace:',
+        "watcher RoleBinding subject",
+      );
+    }
+    const condition = o.kind === "ServiceAccount" ? ".Values.serviceAccount.create" : ".Values.rbac.create";
+    return onlyIf(condition, text).trimEnd();
+  });
+  return `# kuik's RBAC besides Pepr's ClusterRole (scripts/assemble-chart.ts, capabilities/rbac-objects.ts)\n${docs.join("\n---\n")}\n`;
 }
 
 /** Wraps a whole template in a condition. */
@@ -320,6 +351,7 @@ export function assembleChart(opts: {
     else t = patchRbac(file, t);
     writeFileSync(join(peprTemplates, file), t);
   }
+  writeFileSync(join(peprTemplates, "kuik-rbac.yaml"), kuikRbacTemplate());
   writeFileSync(
     join(out, "values.yaml"),
     mergeValues(

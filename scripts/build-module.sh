@@ -20,4 +20,5 @@ if [ -z "$bundle" ] || [ ! "$bundle" -nt "$marker" ]; then
   exit 1
 fi
 npx tsx scripts/webhook-config.ts "$out/pepr-module-kuik.yaml" "$out/kuik-chart/templates/mutation-webhook.yaml"
-echo "webhook post-processed: $out/pepr-module-kuik.yaml, $out/kuik-chart/templates/mutation-webhook.yaml" >&2
+npx tsx scripts/rbac-split.ts "$out/pepr-module-kuik.yaml"
+echo "webhook and RBAC post-processed: $out/pepr-module-kuik.yaml, $out/kuik-chart/templates/mutation-webhook.yaml" >&2

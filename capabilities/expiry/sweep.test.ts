@@ -1,4 +1,5 @@
 import { beforeEach, describe, expect, it } from "vitest";
+import { admissionRules } from "../testing/admission";
 import type { CachedImage } from "../crd";
 import { FINALIZER_CACHED_IMAGE } from "../shared/labels";
 import { FakeTime, RecordingEvents } from "../testing/fake-registry";
@@ -26,7 +27,7 @@ beforeEach(() => {
   kube = new FakeKube();
   time = new FakeTime();
   events = new RecordingEvents();
-  deps = { kube, clock: time, events, log: silentLog, live: new LivePods(kube, time, 7439) };
+  deps = { kube, clock: time, events, log: silentLog, live: new LivePods(kube, time, admissionRules()) };
 });
 
 const PAST = "2025-12-31T00:00:00.000Z";
@@ -54,7 +55,7 @@ describe("sweepExpired", () => {
   });
 
   it("counts users from a list taken at sweep time, not from an earlier one", async () => {
-    const live = new LivePods(kube, time, 7439, 60_000);
+    const live = new LivePods(kube, time, admissionRules(), 60_000);
     deps.live = live;
     await live.view(); // an earlier list, with no pod
     kube.addPod(managedPod("a", "p", ["nginx:1.25"]));
@@ -109,7 +110,7 @@ describe("sweepExpired", () => {
 
 describe("LivePods", () => {
   it("shares one list within maxAge, lists again after it", async () => {
-    const live = new LivePods(kube, time, 7439, 2000);
+    const live = new LivePods(kube, time, admissionRules(), 2000);
     kube.addPod(managedPod("a", "p", ["nginx:1.25"]));
     await Promise.all([live.usersOf(NAME), live.usersOf(NAME)]);
     expect(await live.usersOf(NAME)).toBe(1);
@@ -120,7 +121,7 @@ describe("LivePods", () => {
   });
 
   it("lists again for a fresh count, even within maxAge: a pod admitted since the sweep counts", async () => {
-    const live = new LivePods(kube, time, 7439, 2000);
+    const live = new LivePods(kube, time, admissionRules(), 2000);
     expect(await live.usersOf(NAME)).toBe(0);
     kube.addPod(managedPod("a", "p", ["nginx:1.25"]));
     expect(await live.usersOf(NAME)).toBe(0);

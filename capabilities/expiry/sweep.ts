@@ -10,7 +10,7 @@ import type { CachedImage } from "../crd";
 import { involved, type EventSink } from "../kube/events";
 import { KubeApiError, type Clock, type KubePort } from "../kube/ports";
 import { errorMessage } from "../shared/errors";
-import { desiredCachedImages, type DesiredCachedImages } from "../shared/pod-images";
+import { desiredCachedImages, type AdmittedImages, type DesiredCachedImages } from "../shared/pod-images";
 import type { PodLike } from "../shared/pods";
 import { shouldDelete } from "./rules";
 
@@ -22,7 +22,8 @@ export class LivePods {
   constructor(
     private readonly kube: Pick<KubePort, "listManagedPods">,
     private readonly clock: Clock,
-    private readonly proxyPort: number,
+    /** The admission rules, re-applied to every pod (shared/pod-images.ts). */
+    private readonly admitted: AdmittedImages,
     private readonly maxAgeMs = 2000,
   ) {}
 
@@ -43,7 +44,7 @@ export class LivePods {
 
   async #list(at: number): Promise<LiveView> {
     const pods = await this.kube.listManagedPods();
-    const view = { pods, desired: desiredCachedImages(pods, { proxyPort: this.proxyPort }) };
+    const view = { pods, desired: desiredCachedImages(pods, { admitted: this.admitted }) };
     this.#last = { at, view };
     return view;
   }

@@ -11,4 +11,9 @@ export interface ApiCall {
   resourceNames?: readonly string[];
   /** What uses it. */
   why: string;
+  /**
+   * Where it is granted: cluster-wide (a ClusterRole, the default) or in one namespace only (a Role): kuik's
+   * (KUIK_NAMESPACE, `kuik-system` by default) or Pepr's (`pepr-system`).
+   */
+  namespace?: "kuik" | "pepr";
 }

@@ -1,18 +1,33 @@
 /**
- * The images pods use through kuik, as pure functions: each pod's images read back from its original-image
- * annotations (or its `localhost:<port>/…` images), and the CachedImages a set of pods needs with their users.
+ * The images pods use through kuik, as pure functions: each pod's images read back from its `localhost:<port>/…`
+ * images, kept only where kuik's admission rules would have written them (never from the original-image
+ * annotations, which whoever creates the pod can set), and the CachedImages a set of pods needs with their users.
  * Tracking writes them, the expiry sweep and the finalizer recount users with them from a fresh pod list.
  */
 import { parseImageReference } from "../../registry-client/src/reference";
 import type { ImageReference } from "../../registry-client/src/types";
 import { cachedImageName } from "./object-names";
-import { containerAnnotationKey, podContainers, type ContainerKind, type PodLike } from "./pods";
-import { fromProxyImage } from "./proxy-image";
+import { podContainers, type ContainerKind, type PodLike } from "./pods";
+
+/** A container's image as kuik's admission writes it, and the original it stands for. */
+export interface AdmittedImage {
+  /** The `localhost:<port>/…` image. */
+  image: string;
+  /** The original, decoded from {@link image} (never read from an annotation). */
+  original: string;
+}
+
+/**
+ * kuik's admission rules as the watcher re-applies them (image-rewriter/recheck.ts `admittedImages`): for a pod,
+ * the containers, by `kind/name`, whose proxy image admission would write, and their originals. Everything the
+ * watcher tracks, counts or keeps goes through it: a pod's labels and annotations are the user's, not kuik's.
+ */
+export type AdmittedImages = (pod: PodLike) => ReadonlyMap<string, AdmittedImage>;
 
 /** Options of the desired-state functions. */
 export interface DesiredOptions {
-  /** Proxy port of rewritten images, to read originals back from images without annotation (default 7439). */
-  proxyPort?: number;
+  /** The admission rules (see {@link AdmittedImages}). */
+  admitted: AdmittedImages;
 }
 
 /** One image a pod uses through kuik. */
@@ -50,8 +65,6 @@ export interface DesiredCachedImages {
   problems: DesiredProblem[];
 }
 
-const DEFAULT_PROXY_PORT = 7439;
-
 /** `namespace/name` of an object. */
 export function namespacedName(obj: PodLike): string {
   return `${obj.metadata?.namespace ?? ""}/${obj.metadata?.name ?? ""}`;
@@ -64,23 +77,22 @@ export function isTerminating(pod: PodLike): boolean {
 }
 
 /**
- * The images a pod uses through kuik: for each container, init container and ephemeral container, the original
- * recorded in its annotation; failing that (ephemeral containers, whose annotation the API server drops, or a
- * removed annotation), the original read back from a `localhost:<port>/…` image. Containers with neither are
- * not using kuik.
+ * The images a pod uses through kuik: each container, init container and ephemeral container whose image is the
+ * `localhost:<port>/…` image kuik's admission rules give its original (`options.admitted`), with that original.
+ * Other containers, and whole pods admission skips (opt-out label, ignored namespace), are not using kuik,
+ * whatever labels and annotations they carry (docs/security.md "What the watcher trusts").
  */
 export function podImages(
   pod: PodLike,
-  options: DesiredOptions = {},
+  options: DesiredOptions,
 ): { images: PodImage[]; problems: DesiredProblem[] } {
-  const port = options.proxyPort ?? DEFAULT_PROXY_PORT;
-  const annotations = pod.metadata?.annotations ?? {};
+  const admitted = options.admitted(pod);
   const images: PodImage[] = [];
   const problems: DesiredProblem[] = [];
   for (const { kind, container } of podContainers(pod)) {
-    const recorded = annotations[containerAnnotationKey(container.name, kind)];
-    const sourceImage = recorded ?? fromProxyImage(container.image ?? "", port);
-    if (sourceImage === undefined) continue;
+    const entry = admitted.get(`${kind}/${container.name}`);
+    if (entry === undefined || entry.image !== container.image) continue;
+    const sourceImage = entry.original;
     try {
       const ref = parseImageReference(sourceImage);
       images.push({ container: container.name, kind, sourceImage, ref, name: cachedImageName(ref) });
@@ -107,10 +119,7 @@ function preferred(a: string, b: string): string {
  * different images whose names collide (sanitising is lossy: `a/b-c:1` and `a/b:c-1`): the image of the first pod
  * in `namespace/name` order keeps the name, the other is reported as a problem.
  */
-export function desiredCachedImages(
-  pods: Iterable<PodLike>,
-  options: DesiredOptions = {},
-): DesiredCachedImages {
+export function desiredCachedImages(pods: Iterable<PodLike>, options: DesiredOptions): DesiredCachedImages {
   const cachedImages = new Map<string, DesiredCachedImage & { canonical: string }>();
   const problems: DesiredProblem[] = [];
   for (const pod of livePodsInOrder(pods)) {

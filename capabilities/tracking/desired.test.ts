@@ -1,6 +1,7 @@
 import type { kind } from "kubernetes-fluent-client";
 import { describe, expect, expectTypeOf, it } from "vitest";
 import { desiredCachedImages, podImages } from "../shared/pod-images";
+import { admissionRules } from "../testing/admission";
 import type { PodLike, ServiceAccountLike } from "../shared/pods";
 import { desiredRepositories, usedByStatus } from "./desired";
 
@@ -18,6 +19,12 @@ interface PodInput {
   deleting?: boolean;
 }
 
+const withPolicy = (cs: { name: string; image: string }[]) =>
+  cs.map(c => ({ ...c, imagePullPolicy: "IfNotPresent" }));
+
+/** kuik's admission rules, with the default configuration. */
+const A = { admitted: admissionRules() };
+
 function pod(p: PodInput): PodLike {
   return {
     metadata: {
@@ -27,9 +34,10 @@ function pod(p: PodInput): PodLike {
       ...(p.deleting ? { deletionTimestamp: "2025-01-01T00:00:00Z" } : {}),
     },
     spec: {
-      containers: p.containers ?? [],
-      initContainers: p.init,
-      ephemeralContainers: p.ephemeral,
+      // the API server's defaulting, which admission and the watcher both see
+      containers: withPolicy(p.containers ?? []),
+      initContainers: p.init && withPolicy(p.init),
+      ephemeralContainers: p.ephemeral && withPolicy(p.ephemeral),
       imagePullSecrets: p.pullSecrets?.map(name => ({ name })),
       serviceAccountName: p.serviceAccount,
     },
@@ -64,15 +72,15 @@ describe("podImages", () => {
       ephemeral: [{ name: "dbg", image: "localhost:7439/185.145.250.247-30042/busybox:1.36" }],
       annotations: { "original-image-b": "alpine:3.16.3", "original-init-image-a": "alpine" },
     });
-    expect(podImages(p).images.map(i => [i.kind, i.sourceImage, i.name])).toEqual([
+    expect(podImages(p, A).images.map(i => [i.kind, i.sourceImage, i.name])).toEqual([
       ["container", "alpine:3.16.3", "docker.io-library-alpine-3.16.3"],
       ["init", "alpine", "docker.io-library-alpine-latest"],
-      // No annotation (the API server drops it on the ephemeralcontainers subresource): read from the image.
+      // Always read from the image (no annotation on ephemeral containers: the API server drops it there).
       ["ephemeral", "185.145.250.247:30042/busybox:1.36", "185.145.250.247-30042-busybox-1.36"],
     ]);
   });
 
-  it("ignores containers that do not use kuik and reports unusable originals", () => {
+  it("ignores containers that do not use kuik, and original-image annotations", () => {
     const p = pod({
       name: "p",
       containers: [
@@ -82,17 +90,18 @@ describe("podImages", () => {
       ],
       annotations: { "original-image-broken": "@@@" },
     });
-    const { images, problems } = podImages(p);
-    expect(images).toEqual([]);
-    expect(problems).toEqual([
-      { pod: "default/p", container: "broken", sourceImage: "@@@", message: expect.stringContaining("@@@") },
-    ]);
+    const { images, problems } = podImages(p, A);
+    // the annotation `@@@` is not read: `localhost:7439/x` is `x` (`x:latest` pulled IfNotPresent, rewritten)
+    expect(images.map(i => i.sourceImage)).toEqual(["x"]);
+    expect(problems).toEqual([]);
   });
 
   it("reads back with the configured proxy port", () => {
     const p = pod({ name: "p", containers: [{ name: "c", image: "localhost:8082/nginx:1.25" }] });
-    expect(podImages(p).images).toEqual([]);
-    expect(podImages(p, { proxyPort: 8082 }).images.map(i => i.sourceImage)).toEqual(["nginx:1.25"]);
+    expect(podImages(p, A).images).toEqual([]);
+    expect(
+      podImages(p, { admitted: admissionRules({ proxyPort: 8082 }) }).images.map(i => i.sourceImage),
+    ).toEqual(["nginx:1.25"]);
   });
 });
 
@@ -105,7 +114,7 @@ describe("desiredCachedImages", () => {
       rewritten("d", { web: "alpine:3" }, { deleting: true }),
       pod({ name: "e", containers: [{ name: "c", image: "nginx:1.25" }] }),
     ];
-    const { cachedImages, problems } = desiredCachedImages(pods);
+    const { cachedImages, problems } = desiredCachedImages(pods, A);
     expect(problems).toEqual([]);
     expect([...cachedImages.values()]).toEqual([
       {
@@ -127,15 +136,15 @@ describe("desiredCachedImages", () => {
       rewritten("y", { c: "index.docker.io/library/nginx:1.25" }),
       rewritten("z", { c: "nginx:1.25" }),
     ];
-    const forward = desiredCachedImages(pods).cachedImages;
-    const backward = desiredCachedImages([...pods].reverse()).cachedImages;
+    const forward = desiredCachedImages(pods, A).cachedImages;
+    const backward = desiredCachedImages([...pods].reverse(), A).cachedImages;
     expect([...backward]).toEqual([...forward]);
     expect(forward.get("docker.io-library-nginx-1.25")?.sourceImage).toBe("nginx:1.25");
   });
 
   it("reports two images whose names collide instead of mixing them", () => {
     const pods = [rewritten("a", { c: "ghcr.io/a/b-c:1" }), rewritten("b", { c: "ghcr.io/a/b:c-1" })];
-    const { cachedImages, problems } = desiredCachedImages(pods);
+    const { cachedImages, problems } = desiredCachedImages(pods, A);
     expect([...cachedImages.values()]).toEqual([
       { name: "ghcr.io-a-b-c-1", sourceImage: "ghcr.io/a/b-c:1", usedBy: ["default/a"] },
     ]);
@@ -144,7 +153,7 @@ describe("desiredCachedImages", () => {
 
   it("counts one pod once per image", () => {
     const p = rewritten("a", { one: "nginx:1.25", two: "nginx:1.25" });
-    expect(desiredCachedImages([p]).cachedImages.get("docker.io-library-nginx-1.25")?.usedBy).toEqual([
+    expect(desiredCachedImages([p], A).cachedImages.get("docker.io-library-nginx-1.25")?.usedBy).toEqual([
       "default/a",
     ]);
   });
@@ -167,7 +176,7 @@ describe("desiredRepositories", () => {
       rewritten("c", { c: "nginx:1.25" }, { namespace: "team-b", pullSecrets: ["hub"] }),
       rewritten("d", { c: "ghcr.io/org/app:3" }, { namespace: "gone", pullSecrets: ["x"], deleting: true }),
     ];
-    const repos = desiredRepositories(pods, accounts);
+    const repos = desiredRepositories(pods, accounts, A);
     expect([...repos.values()]).toEqual([
       {
         objectName: "ghcr.io-org-app",
@@ -189,10 +198,10 @@ describe("desiredRepositories", () => {
   });
 
   it("describes a repository used without secrets, and omits unused ones", () => {
-    const repos = desiredRepositories([rewritten("a", { c: "alpine" })], []);
+    const repos = desiredRepositories([rewritten("a", { c: "alpine" })], [], A);
     expect([...repos.keys()]).toEqual(["docker.io-library-alpine"]);
     expect(repos.get("docker.io-library-alpine")?.pullSecrets).toEqual([]);
-    expect(desiredRepositories([], accounts).size).toBe(0);
+    expect(desiredRepositories([], accounts, A).size).toBe(0);
   });
 });
 

@@ -35,7 +35,7 @@ export interface DesiredRepository {
 export function desiredRepositories(
   pods: Iterable<PodLike>,
   serviceAccounts: Iterable<ServiceAccountLike>,
-  options: DesiredOptions = {},
+  options: DesiredOptions,
 ): Map<string, DesiredRepository> {
   const accounts = new Map<string, ServiceAccountLike>();
   for (const sa of serviceAccounts) accounts.set(namespacedName(sa), sa);

@@ -8,7 +8,7 @@ import type { CachedImage, Repository } from "../crd";
 import { computeExpiry, type ExpiryDecision } from "../expiry/rules";
 import { LABEL_REPOSITORY } from "../shared/labels";
 import { repositoryOf } from "../shared/object-names";
-import { desiredCachedImages, type DesiredProblem } from "../shared/pod-images";
+import { desiredCachedImages, type AdmittedImages, type DesiredProblem } from "../shared/pod-images";
 import type { PodLike, PullSecretRef, ServiceAccountLike } from "../shared/pods";
 import { desiredRepositories } from "./desired";
 
@@ -24,7 +24,8 @@ export interface TrackingInput {
   appliedRepositories: ReadonlyMap<string, string>;
   now: Date;
   expiryDelayMs: number;
-  proxyPort: number;
+  /** The admission rules, re-applied to every pod (shared/pod-images.ts). */
+  admitted: AdmittedImages;
 }
 
 /** A server-side apply of a CachedImage (creation, or adding the repository label). */
@@ -59,7 +60,7 @@ export function repositoryKey(name: string, pullSecrets?: readonly PullSecretRef
 /** Computes the tracking writes; see the file comment. */
 export function planTracking(input: TrackingInput): TrackingPlan {
   const pods = [...input.pods];
-  const desired = desiredCachedImages(pods, { proxyPort: input.proxyPort });
+  const desired = desiredCachedImages(pods, { admitted: input.admitted });
   const plan: TrackingPlan = {
     applyCachedImages: [],
     usedBy: [],
@@ -121,7 +122,7 @@ function sameUsers(ci: CachedImage, users: readonly string[]): boolean {
  */
 function planRepositories(input: TrackingInput, pods: PodLike[]): RepositoryApply[] {
   const out: RepositoryApply[] = [];
-  const desired = desiredRepositories(pods, input.serviceAccounts, { proxyPort: input.proxyPort });
+  const desired = desiredRepositories(pods, input.serviceAccounts, { admitted: input.admitted });
   for (const repo of desired.values()) {
     const key = repositoryKey(repo.name, repo.pullSecrets);
     if (input.appliedRepositories.get(repo.objectName) === key) continue;

@@ -1,4 +1,5 @@
 import { beforeEach, describe, expect, it } from "vitest";
+import { admissionRules } from "../testing/admission";
 import type { CachedImage, Repository } from "../crd";
 import { LABEL_REPOSITORY } from "../shared/labels";
 import { FakeTime, settle } from "../testing/fake-registry";
@@ -23,7 +24,7 @@ beforeEach(() => {
     scheduler: time,
     log: silentLog,
     expiryDelayMs: 30 * DAY,
-    proxyPort: 7439,
+    admitted: admissionRules(),
     debounceMs: 1000,
   });
   // The Pepr watch bindings, played by the fake API server.
@@ -82,6 +83,21 @@ describe("Tracker", () => {
     await converge();
     expect(ci()?.spec?.expiresAt).toBeUndefined();
     expect(usedBy()?.count).toBe(1);
+  });
+
+  it("creates nothing for pods that only carry kuik's label and annotations, or that admission skips (#13)", async () => {
+    // Before issue #13's fix, the annotation made a CachedImage of evil.io/x:1 and the kube-system pod one of nginx.
+    const labelled = managedPod("a", "p1", ["nginx:1.25"]);
+    kube.addPod({ ...labelled, spec: { containers: [{ name: "c0", image: "busybox:1" }] } });
+    kube.addPod({
+      ...labelled,
+      metadata: { ...labelled.metadata, name: "p2", annotations: { "original-image-c0": "evil.io/x:1" } },
+      spec: { containers: [{ name: "c0", image: "busybox:1" }] },
+    });
+    kube.addPod(managedPod("kube-system", "p3", ["nginx:1.25"]));
+    await converge();
+    expect([...kube.cachedImages.keys()]).toEqual([]);
+    expect([...kube.repositories.keys()]).toEqual([]);
   });
 
   it("a terminating pod no longer counts", async () => {

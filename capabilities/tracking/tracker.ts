@@ -4,7 +4,8 @@
  * `status.usedBy` that follow from it ({@link planTracking}).
  *
  * A pod event only shows one pod, but `usedBy` needs every user of an image, so the tracker keeps an index of the
- * managed pods (a slim copy: names, images, original-image annotations, pull secrets). Events update it and
+ * managed pods (a slim copy: names, images and pull policies, the opt-out label, pull secrets: what the admission
+ * rules and the plan read). Events update it and
  * schedule a debounced flush, so a burst of pod events (a Deployment rollout) costs one recompute. A full resync
  * (at start and every `resyncIntervalMs`) replaces the index and the observed objects with fresh lists, so missed
  * watch events (pepr#3178, KFC#979) are repaired within one interval.
@@ -13,12 +14,8 @@ import type { Logger } from "pino";
 import type { CachedImage, Repository } from "../crd";
 import type { Clock, KubePort, Scheduler } from "../kube/ports";
 import { errorMessage } from "../shared/errors";
-import {
-  ANNOTATION_PREFIX_ORIGINAL_EPHEMERAL_IMAGE,
-  ANNOTATION_PREFIX_ORIGINAL_IMAGE,
-  ANNOTATION_PREFIX_ORIGINAL_INIT_IMAGE,
-} from "../shared/labels";
-import { namespacedName } from "../shared/pod-images";
+import { LABEL_IMAGE_CACHING_POLICY } from "../shared/labels";
+import { namespacedName, type AdmittedImages } from "../shared/pod-images";
 import type { ContainerLike, PodLike, ServiceAccountLike } from "../shared/pods";
 import { ObservedMap, resourceVersionOf } from "./observed";
 import { planTracking, type TrackingPlan } from "./plan";
@@ -31,17 +28,13 @@ export interface TrackerDeps {
   scheduler: Scheduler;
   log: Logger;
   expiryDelayMs: number;
-  proxyPort: number;
+  /** The admission rules, re-applied to every pod (shared/pod-images.ts). */
+  admitted: AdmittedImages;
   /** Delay between the first event of a burst and the recompute. */
   debounceMs: number;
 }
 
 const RETRY_FLUSH_MS = 10_000;
-const ORIGINAL_ANNOTATION_PREFIXES = [
-  ANNOTATION_PREFIX_ORIGINAL_IMAGE,
-  ANNOTATION_PREFIX_ORIGINAL_INIT_IMAGE,
-  ANNOTATION_PREFIX_ORIGINAL_EPHEMERAL_IMAGE,
-];
 
 /** See the file comment. */
 export class Tracker {
@@ -183,7 +176,7 @@ export class Tracker {
       appliedRepositories: this.#applied,
       now: this.deps.clock.now(),
       expiryDelayMs: this.deps.expiryDelayMs,
-      proxyPort: this.deps.proxyPort,
+      admitted: this.deps.admitted,
     });
     for (const problem of plan.problems) this.deps.log.warn(problem, "pod image not tracked");
     const failures = await writePlan(plan, {
@@ -223,18 +216,19 @@ function byName<T extends { metadata?: { name?: string; resourceVersion?: unknow
   );
 }
 
-/** The fields of a pod the tracking reads, kept instead of the whole object. */
+/** The fields of a pod the tracking and the admission rules read, kept instead of the whole object. */
 export function slimPod(pod: PodLike): PodLike {
-  const annotations: Record<string, string> = {};
-  for (const [key, value] of Object.entries(pod.metadata?.annotations ?? {})) {
-    if (ORIGINAL_ANNOTATION_PREFIXES.some(prefix => key.startsWith(prefix))) annotations[key] = value;
-  }
   const spec = pod.spec ?? {};
-  const pick = (c: ContainerLike): ContainerLike => ({ name: c.name, image: c.image ?? "" });
+  const pick = (c: ContainerLike): ContainerLike => ({
+    name: c.name,
+    image: c.image ?? "",
+    ...(c.imagePullPolicy ? { imagePullPolicy: c.imagePullPolicy } : {}),
+  });
+  const optOut = pod.metadata?.labels?.[LABEL_IMAGE_CACHING_POLICY];
   const metadata: NonNullable<PodLike["metadata"]> = {
     name: pod.metadata?.name ?? "",
     namespace: pod.metadata?.namespace ?? "",
-    annotations,
+    ...(optOut !== undefined ? { labels: { [LABEL_IMAGE_CACHING_POLICY]: optOut } } : {}),
     ...(pod.metadata?.deletionTimestamp ? { deletionTimestamp: pod.metadata.deletionTimestamp } : {}),
   };
   return {

@@ -1,4 +1,5 @@
 import { beforeEach, describe, expect, it } from "vitest";
+import { admissionRules } from "../testing/admission";
 import type { CachedImage, Repository } from "../crd";
 import type { GateVerdict } from "../proxy-gate/decision";
 import { ANNOTATION_FORCE_UPDATE, FINALIZER_CACHED_IMAGE } from "../shared/labels";
@@ -46,6 +47,7 @@ function startController(
       maxConcurrentCachedImageReconciles: 2,
     },
     watcher: WATCHER,
+    admitted: admissionRules(),
   });
   kube.watch((kind, object, phase) => {
     if (kind === "Pod") controller.onPod(object as never, phase);

@@ -28,7 +28,7 @@ import type { KuikConfig } from "../shared/config";
 import { errorMessage } from "../shared/errors";
 import { ANNOTATION_FORCE_UPDATE, FINALIZER_REPOSITORY, FORCE_UPDATE_VALUE } from "../shared/labels";
 import { PROXY_DAEMONSET } from "../shared/object-names";
-import { podImages } from "../shared/pod-images";
+import { podImages, type AdmittedImages } from "../shared/pod-images";
 import type { PodLike } from "../shared/pods";
 import type { WatcherConfig } from "../shared/watcher-config";
 import { Tracker } from "../tracking/tracker";
@@ -58,6 +58,8 @@ export interface ControllerDeps {
     "namespace" | "expiryDelayMs" | "proxyPort" | "registryEndpoint" | "maxConcurrentCachedImageReconciles"
   >;
   watcher: WatcherConfig;
+  /** kuik's admission rules, re-applied to every pod the watcher reads (image-rewriter/recheck.ts). */
+  admitted: AdmittedImages;
   /** Defaults to an {@link EventRecorder} over `kube`. */
   events?: EventSink;
   /** The proxy gate (capabilities/proxy-gate/gate.ts); without one, no Pod is rescued. */
@@ -95,10 +97,10 @@ export class CachedImagesController implements WatchHandlers, MetricsSnapshot {
       scheduler,
       log: log.child({ part: "tracker" }),
       expiryDelayMs: config.expiryDelayMs,
-      proxyPort: config.proxyPort,
+      admitted: deps.admitted,
       debounceMs: deps.debounceMs ?? 1000,
     });
-    this.#live = new LivePods(kube, clock, config.proxyPort);
+    this.#live = new LivePods(kube, clock, deps.admitted);
     this.#credentials = new ProxyCredentialsSync(
       kube,
       { name: watcher.credentialsSecret, namespace: config.namespace },
@@ -273,7 +275,7 @@ export class CachedImagesController implements WatchHandlers, MetricsSnapshot {
   /** Scrape-time view of the containers using a CachedImage (metrics). */
   *containersWithCachedImage(): Iterable<{ phase: string; isCached: boolean }> {
     for (const pod of this.tracker.pods) {
-      for (const image of podImages(pod, { proxyPort: this.#deps.config.proxyPort }).images) {
+      for (const image of podImages(pod, { admitted: this.#deps.admitted }).images) {
         const ci = image.kind === "container" ? this.tracker.cachedImages.get(image.name) : undefined;
         if (ci !== undefined)
           yield { phase: readStatus(ci).phase ?? "", isCached: readStatus(ci).isCached === true };

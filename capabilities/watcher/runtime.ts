@@ -11,6 +11,7 @@ import { KubeClient } from "../kube/client";
 import { loadKubeConnection } from "../kube/config";
 import { KubeHttp, type KubeTransport } from "../kube/http";
 import { DEFAULT_GATE_STALE_AFTER_MS, ProxyGate } from "../proxy-gate/gate";
+import type { AdmittedImages } from "../shared/pod-images";
 import type { KuikSettings } from "../shared/watcher-config";
 import { CachedImagesController } from "./controller";
 import { KuikMetrics, serveMetrics, type BuildInfo } from "./metrics";
@@ -33,13 +34,15 @@ export interface WatcherRuntime {
 }
 
 /**
- * Builds the watcher from validated settings; nothing runs until {@link WatcherRuntime.start}. `kube` replaces the
+ * Builds the watcher from validated settings and the admission rules it re-applies to every pod
+ * (image-rewriter/recheck.ts, built from the same settings as admission's); nothing runs until {@link WatcherRuntime.start}. `kube` replaces the
  * API transport (tests); by default one {@link KubeHttp} is built here, closed by {@link WatcherRuntime.stop}.
  *
  * @throws KubeConfigError when the Kubernetes configuration cannot be loaded.
  */
 export function createWatcherRuntime(
   settings: KuikSettings,
+  admitted: AdmittedImages,
   log: Logger,
   build: BuildInfo,
   kube?: KubeTransport,
@@ -70,6 +73,7 @@ export function createWatcherRuntime(
     metrics,
     config,
     watcher,
+    admitted,
   });
   metrics.setSnapshot(controller);
   let server: Server | undefined;

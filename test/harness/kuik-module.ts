@@ -243,7 +243,7 @@ export interface KuikModule {
   webhookUrl: string;
   admission: ModuleProcess;
   watcher: ModuleProcess;
-  /** Kubeconfig the module processes use. */
+  /** Kubeconfig of the watcher process (the admission process uses its own ServiceAccount's, #13). */
   kubeconfig: string;
   identity: "service-account" | "admin";
   /** The admission process's environment (the installed one with the overrides; nothing inherited). */
@@ -338,7 +338,7 @@ async function moduleKubeconfig(
   if (identity === "admin") return cp.kubeconfig;
   const token = await cp.kubectl(["create", "token", sa, "-n", ns, `--duration=${duration}`]);
   return cp.writeTokenKubeconfig(
-    join(dir, "module.kubeconfig"),
+    join(dir, `${sa}.kubeconfig`),
     `system:serviceaccount:${ns}:${sa}`,
     token.stdout.trim(),
   );
@@ -475,21 +475,23 @@ export async function startKuikModule(cp: ControlPlane, opts: KuikModuleOptions 
     roles.map(r => installedWorkload(cp, "deployment", PEPR_NAMESPACE, `pepr.dev/controller=${r}`)),
   );
   if (!wa || !ww) throw new Error("no Pepr Deployments installed");
-  const sa = wa.spec.template.spec.serviceAccountName ?? "default";
   const identity = opts.identity ?? "service-account";
-  const kubeconfig = await moduleKubeconfig(
-    cp,
-    dir,
-    identity,
-    PEPR_NAMESPACE,
-    sa,
-    opts.tokenDuration ?? "24h",
-  );
-  await applyStoreCrd(cp, kubeconfig);
-  const common = { dir, kubeconfig, identity, extra: opts.overrides ?? {} };
+  // Each process as its own Deployment's ServiceAccount (admission and watcher have different ones, #13).
+  const kubeconfigOf = (w: typeof wa): Promise<string> =>
+    moduleKubeconfig(
+      cp,
+      dir,
+      identity,
+      PEPR_NAMESPACE,
+      w.spec.template.spec.serviceAccountName ?? "default",
+      opts.tokenDuration ?? "24h",
+    );
+  const [admissionKubeconfig, kubeconfig] = [await kubeconfigOf(wa), await kubeconfigOf(ww)];
+  for (const k of new Set([admissionKubeconfig, kubeconfig])) await applyStoreCrd(cp, k);
+  const common = { dir, identity, extra: opts.overrides ?? {} };
   const setups: Record<Role, RoleSetup> = {
-    admission: await roleSetup(cp, wa, { ...common, port: ports.admission }),
-    watcher: await roleSetup(cp, ww, { ...common, port: ports.watcher }),
+    admission: await roleSetup(cp, wa, { ...common, kubeconfig: admissionKubeconfig, port: ports.admission }),
+    watcher: await roleSetup(cp, ww, { ...common, kubeconfig, port: ports.watcher }),
   };
 
   const procs = new Map<Role, RunningProcess>();
