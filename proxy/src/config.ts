@@ -4,6 +4,7 @@
  * read by main.ts. Every problem is reported at once in one `CONFIG_INVALID` error.
  */
 import { parseArgs } from "node:util";
+import { parseAllowEntry } from "../../registry-client/src/address-policy";
 import { ProxyError } from "./errors";
 import { envName, OPTIONS, type OptionSpec } from "./flags";
 
@@ -38,6 +39,15 @@ export interface ProxyConfig {
   credentialsPollMs: number;
   /** `host[:port]` of registries reached without TLS verification (plain HTTP when they do not speak TLS). */
   insecureRegistries: string[];
+  /**
+   * CIDRs and `host[:port]` names of origins allowed on special-purpose addresses (loopback, private, link-local…),
+   * which are refused otherwise (registry-client's AddressPolicy). The cache registry is always allowed.
+   */
+  allowedOrigins: string[];
+  /** Requests served at once; beyond, 503 with Retry-After. */
+  maxConcurrentRequests: number;
+  /** Client connections at once; beyond, new connections are closed. */
+  maxConnections: number;
   /** PEM files of CAs trusted for every origin. */
   rootCaFiles: string[];
   /** PEM files of CAs trusted for one origin, by `host[:port]`. */
@@ -149,6 +159,13 @@ function readConfig(r: Reader, listenGiven: boolean): ProxyConfig {
     credentialsFile: r.get("credentials-file")[0],
     credentialsPollMs: r.duration("credentials-poll-interval"),
     insecureRegistries: r.list("insecure-registry", normaliseRegistryHost, "expected host[:port]"),
+    allowedOrigins: r.list(
+      "allowed-origin",
+      v => (parseAllowEntry(v) === undefined ? undefined : v.trim()),
+      "expected a CIDR (10.0.0.0/8, fd00::/8), an address or host[:port]",
+    ),
+    maxConcurrentRequests: r.int("max-concurrent-requests", 1),
+    maxConnections: r.int("max-connections", 1),
     rootCaFiles: r.get("root-ca"),
     registryCaFiles: r.registryCas(),
     shutdownTimeoutMs: r.duration("shutdown-timeout"),

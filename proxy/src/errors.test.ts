@@ -47,6 +47,53 @@ describe("clientErrorOf", () => {
     expect(e).toMatchObject({ statusCode: 429, headers: { "retry-after": "2" } });
   });
 
+  it.each<[string, RegistryError]>([
+    [
+      "connection refused",
+      new RegistryError("UPSTREAM_UNREACHABLE", "GET /v2/x on 10.0.0.9:22: ECONNREFUSED"),
+    ],
+    [
+      "a timeout",
+      new RegistryError(
+        "UPSTREAM_TIMEOUT",
+        "GET /v2/x on 10.0.0.9:6443: timed out (UND_ERR_CONNECT_TIMEOUT)",
+      ),
+    ],
+    [
+      "a DNS failure",
+      new RegistryError("UPSTREAM_UNREACHABLE", "cannot resolve kube-dns.internal: ENOTFOUND"),
+    ],
+    [
+      "a refused address",
+      new RegistryError("ADDRESS_REFUSED", "connection to 10.0.0.9:22 refused: 10.0.0.9 is private"),
+    ],
+    [
+      "a refused redirect",
+      new RegistryError("REDIRECT_REFUSED", "10.0.0.9:5000: redirect to http://10.0.0.9:22 refused"),
+    ],
+    [
+      "an origin 404",
+      new RegistryError("MANIFEST_UNKNOWN", "GET 10.0.0.9:5000/v2/x: HTTP 404 MANIFEST_UNKNOWN", {
+        statusCode: 404,
+      }),
+    ],
+    [
+      "a token server failure",
+      new RegistryError("AUTH_FAILED", "token server 10.0.0.9:8443 answered HTTP 500"),
+    ],
+  ])("never echoes an upstream address or errno to the client: %s", (_what, err) => {
+    const { message } = clientErrorOf(err);
+    expect(message).not.toMatch(/10\.0\.0\.9|kube-dns|ECONNREFUSED|ENOTFOUND|UND_ERR|:22\b|:6443/);
+    expect(message).toMatch(/origin registry/);
+  });
+
+  it("answers a refused origin address 403 DENIED", () => {
+    expect(clientErrorOf(new RegistryError("ADDRESS_REFUSED", "x"))).toMatchObject({
+      statusCode: 403,
+      code: "DENIED",
+    });
+  });
+
   it("never leaks an unexpected error's message", () => {
     expect(clientErrorOf(new Error("password=hunter2")).message).toBe("internal error");
   });

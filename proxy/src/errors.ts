@@ -79,7 +79,10 @@ export interface ClientError {
 
 /**
  * Maps any failure of an origin exchange to what the client sees. The origin's own 4xx/5xx keep their status
- * and OCI code (404 MANIFEST_UNKNOWN stays 404 MANIFEST_UNKNOWN); transport failures become 502/504.
+ * and OCI code (404 MANIFEST_UNKNOWN stays 404 MANIFEST_UNKNOWN); transport failures become 502/504; an origin
+ * address the policy refuses is 403 DENIED. The message is generic per code: the client may be an attacker
+ * probing the network through the proxy, so it never learns an upstream address, port, errno or upstream
+ * message (a port scanner would read "ECONNREFUSED" against "timed out"). The details go to the request's log line.
  */
 export function clientErrorOf(err: unknown): ClientError {
   if (err instanceof ProxyError) return { statusCode: err.statusCode, code: err.code, message: err.message };
@@ -88,15 +91,37 @@ export function clientErrorOf(err: unknown): ClientError {
       err.retryAfterMs === undefined ? undefined : String(Math.ceil(err.retryAfterMs / 1000));
     const headers = retryAfter === undefined ? {} : { headers: { "retry-after": retryAfter } };
     if (err.statusCode !== undefined && err.statusCode >= 400) {
-      return { statusCode: err.statusCode, code: err.code, message: err.message, ...headers };
+      const message = `origin registry answered HTTP ${err.statusCode} ${err.code}`;
+      return { statusCode: err.statusCode, code: err.code, message, ...headers };
     }
-    if (err.code === "UPSTREAM_TIMEOUT") return { statusCode: 504, code: err.code, message: err.message };
-    if (err.code === "UPSTREAM_UNREACHABLE") return { statusCode: 502, code: err.code, message: err.message };
-    if (err.code === "UNAUTHORIZED") return { statusCode: 401, code: err.code, message: err.message };
-    return { statusCode: 502, code: err.code, message: err.message };
+    const generic = GENERIC[err.code];
+    if (generic) return { ...generic };
+    return { statusCode: 502, code: err.code, message: "origin registry failed" };
   }
   return { statusCode: 500, code: "UPSTREAM_ERROR", message: "internal error" };
 }
+
+/** What the client is told for registry-client failures without an HTTP status. */
+const GENERIC: Readonly<Partial<Record<string, ClientError>>> = {
+  UPSTREAM_TIMEOUT: { statusCode: 504, code: "UPSTREAM_TIMEOUT", message: "origin registry timed out" },
+  UPSTREAM_UNREACHABLE: {
+    statusCode: 502,
+    code: "UPSTREAM_UNREACHABLE",
+    message: "origin registry unreachable",
+  },
+  UNAUTHORIZED: { statusCode: 401, code: "UNAUTHORIZED", message: "origin registry refused the credentials" },
+  ADDRESS_REFUSED: {
+    statusCode: 403,
+    code: "DENIED",
+    message: "origin registry address not allowed by the kuik proxy (see its allowed origins)",
+  },
+  INVALID_REFERENCE: { statusCode: 400, code: "NAME_INVALID", message: "invalid origin registry name" },
+  REDIRECT_REFUSED: {
+    statusCode: 502,
+    code: "UPSTREAM_ERROR",
+    message: "origin registry redirected to a location the kuik proxy does not follow",
+  },
+};
 
 /** The OCI distribution error body `{"errors":[{code,message}]}`. */
 export function ociErrorBody(code: string, message: string): string {

@@ -86,6 +86,18 @@ export const OPTIONS: readonly OptionSpec[] = [
     help: "stat fallback of the file watch",
   },
   { flag: "insecure-registry", kind: "list", help: "host[:port] without TLS verification (repeatable)" },
+  {
+    flag: "allowed-origin",
+    kind: "list",
+    help: "CIDR or host[:port] of origins on private addresses (repeatable)",
+  },
+  {
+    flag: "max-concurrent-requests",
+    kind: "int",
+    default: "512",
+    help: "requests served at once; 503 + Retry-After beyond",
+  },
+  { flag: "max-connections", kind: "int", default: "1024", help: "client connections; closed beyond" },
   { flag: "root-ca", kind: "list", help: "PEM file of a CA trusted for every origin (repeatable)" },
   { flag: "registry-ca", kind: "list", help: "host[:port]=PEM file, a CA for one origin (repeatable)" },
   {

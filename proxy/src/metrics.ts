@@ -1,7 +1,9 @@
 /**
  * The proxy's Prometheus metrics, on a private prom-client Registry (never the global one, so tests can build
  * as many proxies as they like in one process). Callers use the typed recorders, never the metric objects.
- * Labels are low-cardinality: registry, kind, status, source — never repository, tag or digest.
+ * Labels are low-cardinality: registry, kind, status, source — never repository, tag or digest. The registry
+ * comes from the request path, which any client writes: configured and well-known registries keep their name, the
+ * first {@link MAX_REGISTRY_LABELS} others too, and every later one is counted as `other`.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { RouteKind } from "./routes";
@@ -21,6 +23,30 @@ export interface RequestRecord {
   source: Source;
 }
 
+/** Registries without their own label: past {@link MAX_REGISTRY_LABELS}, and requests refused before a name. */
+export const OTHER_REGISTRY = "other";
+/** Distinct unconfigured registries that get their own label value. */
+export const MAX_REGISTRY_LABELS = 32;
+/** Public registries that always get their own label value. */
+const WELL_KNOWN_REGISTRIES = [
+  "docker.io",
+  "ghcr.io",
+  "quay.io",
+  "registry.k8s.io",
+  "gcr.io",
+  "mcr.microsoft.com",
+  "public.ecr.aws",
+];
+
+/** Options of {@link createMetrics}. */
+export interface MetricsOptions {
+  version: string;
+  /** Register Node.js process metrics (off in tests). */
+  defaultMetrics?: boolean;
+  /** Registries named in the configuration: always their own `registry` label value. */
+  knownRegistries?: readonly string[];
+}
+
 /** Typed recorders over a private registry. */
 export interface ProxyMetrics {
   readonly registry: Registry;
@@ -34,12 +60,14 @@ export interface ProxyMetrics {
   breakerTransition(state: string): void;
   originRetry(registry: string): void;
   credentialsReload(result: "success" | "error", entries?: number): void;
+  /** A request refused because too many were being served. */
+  requestRejected(): void;
 }
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 /** Builds the metrics of one proxy instance; `defaultMetrics` adds process/Node.js metrics (off in tests). */
-export function createMetrics(options: { version: string; defaultMetrics?: boolean }): ProxyMetrics {
+export function createMetrics(options: MetricsOptions): ProxyMetrics {
   const registry = new Registry();
   const registers = [registry];
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
@@ -50,15 +78,17 @@ export function createMetrics(options: { version: string; defaultMetrics?: boole
     registers,
   }).set({ version: options.version, node_version: process.versions.node }, 1);
   const m = { ...requestMetrics(registers), ...upstreamMetrics(registers) };
+  const label = registryLabeller([...WELL_KNOWN_REGISTRIES, ...(options.knownRegistries ?? [])]);
   return {
     registry,
     requestStarted: () => m.inflight.inc(),
     requestFinished(r) {
       m.inflight.dec();
       const status = String(r.statusCode);
-      m.requests.inc({ registry: r.registry, kind: r.kind, status, source: r.source });
+      const registry = label(r.registry);
+      m.requests.inc({ registry, kind: r.kind, status, source: r.source });
       if (r.kind === "manifest" || r.kind === "blob") {
-        m.legacy.inc({ registry: r.registry, statusCode: status, cacheHit: String(r.source === "cache") });
+        m.legacy.inc({ registry, statusCode: status, cacheHit: String(r.source === "cache") });
       }
     },
     upstreamLatency: (upstream, kind, seconds) => m.latency.observe({ upstream, kind }, seconds),
@@ -68,11 +98,28 @@ export function createMetrics(options: { version: string; defaultMetrics?: boole
     cacheFallback: reason => m.fallbacks.inc({ reason }),
     cacheUp: up => m.cacheUp.set(up ? 1 : 0),
     breakerTransition: state => m.transitions.inc({ state }),
-    originRetry: r => m.retries.inc({ registry: r }),
+    originRetry: r => m.retries.inc({ registry: label(r) }),
+    requestRejected: () => m.rejected.inc(),
     credentialsReload(result, n) {
       m.reloads.inc({ result });
       if (n !== undefined) m.entries.set(n);
     },
+  };
+}
+
+/**
+ * The `registry` label of a registry: its name when known or among the first {@link MAX_REGISTRY_LABELS} others,
+ * else {@link OTHER_REGISTRY}; `""` (no name: ping, refusals) stays `""`.
+ */
+function registryLabeller(known: readonly string[]): (registry: string) => string {
+  const named = new Set(known);
+  let others = 0;
+  return registry => {
+    if (registry === "" || named.has(registry)) return registry;
+    if (others >= MAX_REGISTRY_LABELS) return OTHER_REGISTRY;
+    others++;
+    named.add(registry);
+    return registry;
   };
 }
 
@@ -108,7 +155,12 @@ function requestMetrics(registers: Registry[]) {
     labelNames: ["source", "kind"],
     registers,
   });
-  return { requests, legacy, inflight, latency, bytes };
+  const rejected = new Counter({
+    name: "kuik_proxy_rejected_requests_total",
+    help: "Requests answered 503 because --max-concurrent-requests were being served",
+    registers,
+  });
+  return { requests, legacy, inflight, latency, bytes, rejected };
 }
 
 /** The cache, breaker, origin-retry and credentials metrics. */

@@ -7,7 +7,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import type { ListenAddress, ProxyConfig } from "./config";
-import { ProxyError } from "./errors";
+import { ProxyError, sendError } from "./errors";
+import { API_VERSION_HEADER } from "./headers";
 import { createRequestHandler, type HandlerDeps } from "./handler";
 import { createOpsHandler } from "./ops";
 
@@ -15,7 +16,13 @@ import { createOpsHandler } from "./ops";
 export interface ProxyDeps extends HandlerDeps {
   config: Pick<
     ProxyConfig,
-    "listen" | "listenIsDefault" | "opsListen" | "shutdownTimeoutMs" | "clientIdleTimeoutMs"
+    | "listen"
+    | "listenIsDefault"
+    | "opsListen"
+    | "shutdownTimeoutMs"
+    | "clientIdleTimeoutMs"
+    | "maxConcurrentRequests"
+    | "maxConnections"
   >;
   log: Logger;
 }
@@ -39,6 +46,13 @@ export interface ProxyServer {
 
 /** Errors of `listen` that mean "this machine has no such address" (no IPv6 loopback), not "port taken". */
 const MISSING_ADDRESS_CODES = new Set(["EADDRNOTAVAIL", "EAFNOSUPPORT"]);
+/** What a request beyond `maxConcurrentRequests` is told: come back in a second (the kubelet retries pulls). */
+const BUSY = {
+  statusCode: 503,
+  code: "TOOMANYREQUESTS",
+  message: "the kuik proxy is serving too many requests; retry later",
+  headers: { "retry-after": "1" },
+} as const;
 
 /** Builds the proxy from its dependencies; nothing listens until {@link ProxyServer.start}. */
 export function createProxyServer(deps: ProxyDeps): ProxyServer {
@@ -53,6 +67,14 @@ export function createProxyServer(deps: ProxyDeps): ProxyServer {
   const inflight = new InflightCounter();
 
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    // Each request may hold an origin connection, a token fetch and buffers: past the cap, refuse at once (cheap)
+    // rather than queue, so one client flooding the proxy cannot starve the node's pulls for long.
+    if (inflight.count >= config.maxConcurrentRequests) {
+      deps.metrics.requestRejected();
+      res.shouldKeepAlive = false;
+      sendError(res, BUSY, API_VERSION_HEADER);
+      return;
+    }
     inflight.track(res);
     // While draining, keep answering requests that arrive on open connections, but close them afterwards.
     if (draining) res.shouldKeepAlive = false;
@@ -151,7 +173,7 @@ async function listenApi(
   addresses: AddressInfo[],
 ): Promise<void> {
   for (const address of config.listen) {
-    const server = newServer(onRequest, config.clientIdleTimeoutMs);
+    const server = newServer(onRequest, config.clientIdleTimeoutMs, config.maxConnections);
     try {
       addresses.push(await listen(server, address));
       servers.push(server);
@@ -188,8 +210,11 @@ function listenFailed(address: ListenAddress, err: unknown): ProxyError {
 function newServer(
   onRequest: (req: IncomingMessage, res: ServerResponse) => void,
   idleTimeoutMs: number,
+  maxConnections: number,
 ): Server {
   const server = createServer({ noDelay: true, keepAliveTimeout: 5000, requestTimeout: 60_000 }, onRequest);
+  // Node closes every connection accepted beyond this: idle keep-alive sockets cannot pile up without bound.
+  server.maxConnections = maxConnections;
   // A client that reads nothing for this long (its socket stays unwritable) is dropped, releasing the upstream.
   server.timeout = idleTimeoutMs;
   return server;

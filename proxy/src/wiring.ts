@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { rootCertificates } from "node:tls";
 import type { Logger } from "pino";
 import { Agent, type Dispatcher } from "undici";
+import { AddressPolicy, type AddressPolicyOptions } from "../../registry-client/src/address-policy";
 import { RegistryClient, type RegistryHostOptions } from "../../registry-client/src/client";
 import { CircuitBreaker } from "./breaker";
 import { CacheUpstream } from "./cache";
@@ -39,11 +40,17 @@ export interface BuildOptions {
   version: string;
   /** Register Node.js process metrics (default true; tests building many proxies turn it off). */
   defaultMetrics?: boolean;
+  /** Test hooks of the origins' address policy (a fake resolver, a stand-in dialler, a decision counter). */
+  addressPolicy?: Pick<AddressPolicyOptions, "resolve" | "onDecision" | "connectVia">;
 }
 
 /** Wires a proxy from its configuration. Nothing listens or watches until `start()`. */
 export function buildProxy(config: ProxyConfig, log: Logger, options: BuildOptions): ProxyRuntime {
-  const metrics = createMetrics({ version: options.version, defaultMetrics: options.defaultMetrics ?? true });
+  const metrics = createMetrics({
+    version: options.version,
+    defaultMetrics: options.defaultMetrics ?? true,
+    knownRegistries: configuredRegistries(config),
+  });
   const breaker = createBreaker(config, metrics, log);
   const rootCas = config.rootCaFiles.map(readPem);
   const pacer = GcPacer.fromGlobal(GC_PACE_BYTES);
@@ -64,7 +71,12 @@ export function buildProxy(config: ProxyConfig, log: Logger, options: BuildOptio
           log,
           onReload: (result, n) => metrics.credentialsReload(result, n),
         });
-  const client = createOriginClient(config, rootCas, credentials, metrics, log, options.version);
+  const policy = new AddressPolicy({
+    ...options.addressPolicy,
+    // The cache registry is in the cluster by design: always allowed, by name.
+    allow: [...config.allowedOrigins, config.cacheRegistry.host],
+  });
+  const client = createOriginClient(config, rootCas, credentials, metrics, log, options.version, policy);
   const server = createProxyServer({
     config,
     log,
@@ -113,8 +125,10 @@ function createOriginClient(
   metrics: ProxyMetrics,
   log: Logger,
   version: string,
+  addressPolicy: AddressPolicy,
 ): RegistryClient {
   return new RegistryClient({
+    addressPolicy,
     hosts: originHosts(config),
     defaultCa: rootCas,
     credentials: (registry, repository) => credentials?.lookup(registry, repository) ?? [],
@@ -143,6 +157,11 @@ function createCacheDispatcher(config: ProxyConfig, rootCas: string[]): Dispatch
     bodyTimeout: config.cacheTimeouts.bodyMs,
     keepAliveTimeout: 30_000,
   });
+}
+
+/** Registries the configuration names (their metric label is always their own). */
+function configuredRegistries(config: ProxyConfig): string[] {
+  return [...config.insecureRegistries, ...Object.keys(config.registryCaFiles)];
 }
 
 /** Per-origin settings: insecure registries and per-registry CAs. */

@@ -15,7 +15,7 @@ import { skopeo } from "../../test/harness/images";
 import { cacheRepositoryOf } from "../../registry-client/src/proxy-path";
 import { parseCommandLine } from "../src/config";
 import { createLogger } from "../src/logger";
-import { buildProxy, type ProxyRuntime } from "../src/wiring";
+import { buildProxy, type BuildOptions, type ProxyRuntime } from "../src/wiring";
 
 /** A proxy running in the test process. */
 export interface TestProxy {
@@ -30,19 +30,44 @@ export interface TestProxy {
   close(timeoutMs?: number): Promise<{ interrupted: number }>;
 }
 
+/** Options of {@link startTestProxy} that are not flags. */
+export interface TestProxyOptions {
+  /**
+   * Allow origins on the loopback (`--allowed-origin 127.0.0.0/8 --allowed-origin ::1`), where every harness registry listens;
+   * default true. Tests of the address policy turn it off to see the refusal.
+   */
+  allowLoopbackOrigins?: boolean;
+  /** Level of the captured log (default `debug`; `fatal` keeps a run of thousands of requests fast). */
+  logLevel?: "fatal" | "debug";
+  /** Hooks of the origins' address policy (see wiring.ts `BuildOptions`). */
+  addressPolicy?: BuildOptions["addressPolicy"];
+}
+
 /** Starts a proxy in process with these extra flags (listen/ops addresses are chosen here). */
-export async function startTestProxy(args: string[]): Promise<TestProxy> {
+export async function startTestProxy(args: string[], options: TestProxyOptions = {}): Promise<TestProxy> {
   const port = await freePort();
+  const loopback =
+    options.allowLoopbackOrigins === false
+      ? []
+      : ["--allowed-origin", "127.0.0.0/8", "--allowed-origin", "::1"];
   const parsed = parseCommandLine(
-    [...args, "--listen", `127.0.0.1:${port}`, "--listen", `[::1]:${port}`, "--ops-listen", "127.0.0.1:0"],
+    [
+      ...args,
+      ...loopback,
+      ...["--listen", `127.0.0.1:${port}`, "--listen", `[::1]:${port}`, "--ops-listen", "127.0.0.1:0"],
+    ],
     {},
   );
   if (parsed.action !== "run") throw new Error("unexpected command");
   const logs: Record<string, unknown>[] = [];
-  const log = createLogger("debug", {
+  const log = createLogger(options.logLevel ?? "debug", {
     write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>),
   });
-  const runtime = buildProxy(parsed.config, log, { version: "test", defaultMetrics: false });
+  const runtime = buildProxy(parsed.config, log, {
+    version: "test",
+    defaultMetrics: false,
+    ...(options.addressPolicy ? { addressPolicy: options.addressPolicy } : {}),
+  });
   await runtime.start();
   return {
     host: `127.0.0.1:${port}`,

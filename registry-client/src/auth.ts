@@ -3,7 +3,11 @@
  *
  * The first 401 of a registry tells us its scheme (its WWW-Authenticate challenge is remembered), so later
  * requests authenticate up front instead of paying a 401 round trip each. Tokens are cached per registry, scope
- * and credentials until shortly before they expire; concurrent requests for the same token share one fetch.
+ * and credential until shortly before they expire; concurrent requests for the same token share one fetch.
+ *
+ * A repository may have several candidate credentials (keys of several pull secrets match it). Each request
+ * uses one candidate; the client moves on to the next when the registry or its token server rejects it, at most
+ * {@link MAX_CANDIDATES} of them, and the candidate that worked is tried first next time. Every map here is bounded.
  */
 import { createHash } from "node:crypto";
 import { parseWwwAuthenticate } from "./auth-challenge";
@@ -29,10 +33,16 @@ const EXPIRY_MARGIN_MS = 10_000;
 /** Docker's default when the token server gives no `expires_in`. */
 const DEFAULT_TOKEN_LIFETIME_S = 60;
 
-/** One authenticator per {@link RegistryClient}; all state is per instance. */
-/** Tokens kept at most (one per registry × scope × credential set). */
+/** Tokens kept at most (one per registry × scope × credential). */
 const MAX_CACHED_TOKENS = 1000;
+/** Registries whose challenge is remembered at most (any name an image brings is a registry). */
+export const MAX_CHALLENGES = 256;
+/** Candidate credentials tried per request at most (each may cost a token fetch and a request). */
+export const MAX_CANDIDATES = 4;
+/** Repositories whose working candidate is remembered at most. */
+const MAX_PREFERRED = 1000;
 
+/** One authenticator per {@link RegistryClient}; all state is per instance. */
 export class Authenticator {
   readonly #credentials: CredentialsProvider;
   readonly #fetchToken: TokenFetcher;
@@ -40,6 +50,8 @@ export class Authenticator {
   readonly #challenges = new Map<string, AuthChallenge>();
   readonly #tokens = new Map<string, CachedToken>();
   readonly #inflight = new Map<string, Promise<string>>();
+  /** The candidate that last worked, by registry, repository and candidate set. */
+  readonly #preferred = new Map<string, number>();
 
   constructor(credentials: CredentialsProvider, fetchToken: TokenFetcher, now: () => number = Date.now) {
     this.#credentials = credentials;
@@ -47,18 +59,46 @@ export class Authenticator {
     this.#now = now;
   }
 
+  /** How many challenges, tokens and preferred candidates are kept (each map is bounded). */
+  sizes(): { challenges: number; tokens: number; preferred: number } {
+    return { challenges: this.#challenges.size, tokens: this.#tokens.size, preferred: this.#preferred.size };
+  }
+
   /**
-   * The Authorization header for a request, when the registry's challenge is already known.
-   * Returns undefined for registries that never challenged us (anonymous) or not yet.
+   * Indexes of the candidate credentials to try for a request, in order: the one that worked last first, at most
+   * {@link MAX_CANDIDATES}; `[0]` when there are none (anonymous).
+   */
+  candidateOrder(registry: string, repository: string | undefined): number[] {
+    const candidates = this.#credentials(registry, repository);
+    const count = Math.max(1, Math.min(candidates.length, MAX_CANDIDATES));
+    const order = Array.from({ length: count }, (_, i) => i);
+    const preferred = this.#preferred.get(preferenceKey(registry, repository, candidates));
+    if (preferred === undefined || preferred === 0 || preferred >= count) return order;
+    return [preferred, ...order.filter(i => i !== preferred)];
+  }
+
+  /** Remembers that `candidate` worked for this repository (see {@link candidateOrder}). */
+  worked(registry: string, repository: string | undefined, candidate: number): void {
+    const key = preferenceKey(registry, repository, this.#credentials(registry, repository));
+    if (this.#preferred.get(key) === candidate) return;
+    this.#preferred.delete(key);
+    if (candidate === 0) return;
+    boundedSet(this.#preferred, key, candidate, MAX_PREFERRED);
+  }
+
+  /**
+   * The Authorization header for a request with candidate credential number `candidate`, when the registry's
+   * challenge is already known. Returns undefined for registries that never challenged us (anonymous) or not yet.
    */
   async authorization(
     registry: string,
     repository: string | undefined,
     scope: string | undefined,
+    candidate = 0,
   ): Promise<string | undefined> {
     const challenge = this.#challenges.get(registry);
     if (!challenge) return undefined;
-    return this.#authorize(registry, repository, scope, challenge, false);
+    return this.#authorize(registry, repository, scope, challenge, false, candidate);
   }
 
   /**
@@ -70,6 +110,7 @@ export class Authenticator {
     repository: string | undefined,
     scope: string | undefined,
     wwwAuthenticate: string | readonly string[] | undefined,
+    candidate = 0,
   ): Promise<string> {
     const challenges = parseWwwAuthenticate(wwwAuthenticate);
     const challenge =
@@ -84,13 +125,15 @@ export class Authenticator {
         },
       );
     }
-    this.#challenges.set(registry, challenge);
+    this.#challenges.delete(registry);
+    boundedSet(this.#challenges, registry, challenge, MAX_CHALLENGES);
     const header = await this.#authorize(
       registry,
       repository,
       challenge.params.scope ?? scope,
       challenge,
       true,
+      candidate,
     );
     if (!header) {
       throw new RegistryError(
@@ -111,18 +154,17 @@ export class Authenticator {
     scope: string | undefined,
     challenge: AuthChallenge,
     fresh: boolean,
+    candidate: number,
   ): Promise<string | undefined> {
-    const candidates = this.#credentials(registry, repository);
-    const first = candidates[0];
+    const creds = this.#credentials(registry, repository)[candidate];
     // A docker config's `registrytoken` is a ready bearer token: no exchange at the realm.
-    if (first?.kind === "bearer") return `Bearer ${first.token}`;
+    if (creds?.kind === "bearer") return `Bearer ${creds.token}`;
     if (challenge.scheme === "basic") {
-      const basic = candidates.find(c => c.kind === "basic");
-      return basic
-        ? `Basic ${Buffer.from(`${basic.username}:${basic.password}`).toString("base64")}`
+      return creds?.kind === "basic"
+        ? `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString("base64")}`
         : undefined;
     }
-    const token = await this.#bearer(registry, scope, challenge, candidates, fresh);
+    const token = await this.#bearer(registry, scope, challenge, creds, fresh);
     return `Bearer ${token}`;
   }
 
@@ -130,15 +172,15 @@ export class Authenticator {
     registry: string,
     scope: string | undefined,
     challenge: AuthChallenge,
-    candidates: Credentials[],
+    creds: Credentials | undefined,
     fresh: boolean,
   ): Promise<string> {
-    const key = `${registry}\u0000${scope ?? ""}\u0000${credentialsKey(candidates)}`;
+    const key = `${registry}\u0000${scope ?? ""}\u0000${credentialsKey(creds ? [creds] : [])}`;
     const cached = this.#tokens.get(key);
     if (cached && !fresh && cached.expiresAt > this.#now()) return cached.value;
     const running = this.#inflight.get(key);
     if (running) return running;
-    const promise = this.#fetchFirstAccepted(registry, scope, challenge, candidates)
+    const promise = this.#requestToken(registry, scope, challenge, creds)
       .then(token => {
         if (this.#tokens.size >= MAX_CACHED_TOKENS) this.#dropExpired();
         this.#tokens.set(key, token);
@@ -160,26 +202,6 @@ export class Authenticator {
       if (this.#tokens.size < (MAX_CACHED_TOKENS * 3) / 4) break;
       this.#tokens.delete(key);
     }
-  }
-
-  /** Try each candidate in order (as kubelet does); anonymous when there is none. */
-  async #fetchFirstAccepted(
-    registry: string,
-    scope: string | undefined,
-    challenge: AuthChallenge,
-    candidates: Credentials[],
-  ): Promise<CachedToken> {
-    const attempts: (Credentials | undefined)[] = candidates.length > 0 ? candidates : [undefined];
-    let last: unknown;
-    for (const creds of attempts) {
-      try {
-        return await this.#requestToken(registry, scope, challenge, creds);
-      } catch (err) {
-        last = err;
-        if (!(err instanceof RegistryError) || err.code !== "UNAUTHORIZED") throw err;
-      }
-    }
-    throw last;
   }
 
   async #requestToken(
@@ -281,6 +303,19 @@ function oauthRefreshRequest(
     headers: { "content-type": "application/x-www-form-urlencoded" },
     body: form.toString(),
   };
+}
+
+/** Sets `key` last in a Map used in insertion order, dropping the oldest entries beyond `max`. */
+function boundedSet<K, V>(map: Map<K, V>, key: K, value: V, max: number): void {
+  for (const oldest of map.keys()) {
+    if (map.size < max) break;
+    map.delete(oldest);
+  }
+  map.set(key, value);
+}
+
+function preferenceKey(registry: string, repository: string | undefined, candidates: Credentials[]): string {
+  return `${registry}\u0000${repository ?? ""}\u0000${credentialsKey(candidates)}`;
 }
 
 /** A cache key that tells credential sets apart without keeping secrets in clear in the map keys. */

@@ -4,9 +4,10 @@
  */
 import type { Readable } from "node:stream";
 import { type Dispatcher } from "undici";
+import type { AddressPolicy } from "./address-policy";
 import { Authenticator, type CredentialsProvider } from "./auth";
 import { mergeScopes, scopeForRepository } from "./auth-challenge";
-import { RegistryError, type OciErrorCode } from "./errors";
+import { RegistryError, isRegistryError, type OciErrorCode } from "./errors";
 import {
   DEFAULT_RETRY,
   DEFAULT_TIMEOUTS,
@@ -57,6 +58,13 @@ export interface RegistryClientOptions {
   userAgent?: string;
   /** Observability hook (log, count); must not throw. */
   onEvent?: (event: RegistryEvent) => void;
+  /**
+   * Where the client may connect, checked on the resolved address of every connection (registries, redirect
+   * targets, token realms). Without one, any address is reached: set one wherever names come from untrusted input.
+   */
+  addressPolicy?: AddressPolicy;
+  /** Connection pools kept at most, one per host (default 64); the least recently used is closed beyond. */
+  maxHosts?: number;
 }
 
 /** Repository actions a request needs, for the token scope. */
@@ -81,7 +89,10 @@ export interface RequestSpec {
   /** OCI code used for a 404 without an error body. */
   notFound?: OciErrorCode;
   signal?: AbortSignal;
-  /** Follow 3xx redirects (GET/HEAD only), dropping Authorization when the host changes. */
+  /**
+   * Follow up to 3 redirects (GET/HEAD only): to https, or to plain http on a host configured `plainHttp` or
+   * `insecure`; Authorization is sent only to the registry's own origin (scheme, host and port).
+   */
   followRedirects?: boolean;
 }
 
@@ -94,8 +105,9 @@ export interface RegistryResponse {
   url: URL;
 }
 
-const MAX_REDIRECTS = 5;
+const MAX_REDIRECTS = 3;
 const MAX_ERROR_BODY = 64 * 1024;
+const DEFAULT_MAX_HOSTS = 64;
 
 /**
  * A client for OCI distribution registries. Holds connection pools, the auth token cache and per-registry
@@ -105,6 +117,7 @@ export class RegistryClient {
   readonly #options: RegistryClientOptions;
   readonly #timeouts: TimeoutOptions;
   readonly #retry: RetryOptions;
+  /** Connection pools by host, least recently used first (see {@link RegistryClientOptions.maxHosts}). */
   readonly #dispatchers = new Map<string, Dispatcher>();
   readonly #plainHttpFallback = new Set<string>();
   readonly #auth: Authenticator;
@@ -172,61 +185,133 @@ export class RegistryClient {
       return await this.#sendAuthenticated(spec);
     } catch (err) {
       const host = this.#options.hosts?.[spec.registry];
-      const canFallBack =
-        host?.insecure === true &&
-        !this.#plainHttpFallback.has(spec.registry) &&
-        isTlsFailure(err) &&
-        !isAbsolute(spec.path);
+      // A request that set out over TLS before a concurrent one found that this registry has none falls back too.
+      const canFallBack = host?.insecure === true && isTlsFailure(err) && !isAbsolute(spec.path);
       if (!canFallBack) throw err;
-      this.#plainHttpFallback.add(spec.registry);
-      this.#emit({ type: "insecure-fallback", registry: spec.registry });
+      if (!this.#plainHttpFallback.has(spec.registry)) {
+        this.#plainHttpFallback.add(spec.registry);
+        this.#emit({ type: "insecure-fallback", registry: spec.registry });
+      }
       return this.#sendAuthenticated(spec);
     }
   }
 
+  /**
+   * One request with each candidate credential in turn (bounded by the authenticator): a 401 is answered once
+   * with a fresh Authorization for the same candidate, then a 401 or 403 moves on to the next candidate, so a
+   * wrong credential under a more specific key never hides a working one under a less specific key. The candidate
+   * that worked is tried first next time. Only a 401 of the registry's own origin is read as its challenge: one
+   * served after a redirect to another origin is that origin's, and is never answered with the registry's
+   * credentials.
+   */
   async #sendAuthenticated(spec: RequestSpec): Promise<RegistryResponse> {
     const scope = scopeOf(spec);
-    // Token fetches are shared between callers (single-flight), so a caller's signal cannot cancel one: it stops
-    // this caller's wait instead; the fetch itself stays bounded by the dispatcher's timeouts.
-    let authorization = await untilAborted(
-      this.#auth.authorization(spec.registry, spec.repository, scope),
-      spec.signal,
-    );
-    let response = await this.#send(spec, authorization);
-    if (response.statusCode === 401 && canResend(spec)) {
-      const challenge = response.headers["www-authenticate"]; // every header: Basic and Bearer may come apart
+    const { registry, repository, signal } = spec;
+    const order = canResend(spec) ? this.#auth.candidateOrder(registry, repository) : [0];
+    let lastError: unknown;
+    for (const [n, candidate] of order.entries()) {
+      const more = n + 1 < order.length;
+      let response: RegistryResponse;
+      try {
+        // Token fetches are shared between callers (single-flight), so a caller's signal cannot cancel one: it
+        // stops this caller's wait instead; the fetch itself stays bounded by the dispatcher's timeouts.
+        let authorization = await untilAborted(
+          this.#auth.authorization(registry, repository, scope, candidate),
+          signal,
+        );
+        response = await this.#send(spec, authorization);
+        if (response.statusCode === 401 && canResend(spec) && this.#isRegistryOrigin(spec, response.url)) {
+          await response.body.dump();
+          const challenge = response.headers["www-authenticate"]; // every header: Basic and Bearer may come apart
+          authorization = await untilAborted(
+            this.#auth.onUnauthorized(registry, repository, scope, challenge, candidate),
+            signal,
+          );
+          response = await this.#send(spec, authorization);
+        }
+      } catch (err) {
+        if (!more || !isRegistryError(err, "UNAUTHORIZED")) throw err;
+        lastError = err;
+        continue;
+      }
+      if (spec.expect.includes(response.statusCode)) {
+        this.#auth.worked(registry, repository, candidate);
+        return response;
+      }
+      const rejected = response.statusCode === 401 || response.statusCode === 403;
+      if (!more || !rejected || !this.#isRegistryOrigin(spec, response.url)) {
+        throw await errorFromResponse(spec, response);
+      }
       await response.body.dump();
-      authorization = await untilAborted(
-        this.#auth.onUnauthorized(spec.registry, spec.repository, scope, challenge),
-        spec.signal,
-      );
-      response = await this.#send(spec, authorization);
+      lastError = undefined;
     }
-    if (spec.expect.includes(response.statusCode)) return response;
-    throw await errorFromResponse(spec, response);
+    throw (
+      lastError ?? new RegistryError("UNAUTHORIZED", `no credential accepted by ${registry}`, { registry })
+    );
+  }
+
+  /** Whether `url` has the origin (scheme, host, port) of the registry's API, or of an absolute request path. */
+  #isRegistryOrigin(spec: RequestSpec, url: URL): boolean {
+    return url.origin === this.#startUrl(spec).origin;
+  }
+
+  /**
+   * The first URL of a request. A registry name can be valid in a reference and still no valid URL host (`v1.0`
+   * parses as a broken IPv4 address): that is the caller's bad input, not a crash.
+   *
+   * @throws {@link RegistryError} `INVALID_REFERENCE`.
+   */
+  #startUrl(spec: RequestSpec): URL {
+    try {
+      return isAbsolute(spec.path) ? new URL(spec.path) : new URL(spec.path, this.baseUrl(spec.registry));
+    } catch (err) {
+      throw new RegistryError("INVALID_REFERENCE", `${spec.registry}: not a valid registry host`, {
+        registry: spec.registry,
+        cause: err,
+      });
+    }
   }
 
   async #send(spec: RequestSpec, authorization: string | undefined): Promise<RegistryResponse> {
-    let url = isAbsolute(spec.path) ? new URL(spec.path) : new URL(spec.path, this.baseUrl(spec.registry));
-    const originHost = url.host;
+    let url = this.#startUrl(spec);
+    const origin = url.origin;
     for (let hop = 0; ; hop++) {
       const headers: Record<string, string> = {
         "user-agent": this.#options.userAgent ?? "kuik-registry-client",
         ...spec.headers,
       };
-      if (authorization && url.host === originHost) headers.authorization = authorization;
+      // Credentials go to the origin they were issued for only: never to another host or port, nor over plain
+      // HTTP after an https → http redirect on the same host.
+      if (authorization && url.origin === origin) headers.authorization = authorization;
       const response = await this.#dispatch(spec, url, headers);
       const location = headerValue(response.headers.location);
       const redirect = response.statusCode >= 300 && response.statusCode < 400 && response.statusCode !== 304;
       if (!redirect || !spec.followRedirects || location === undefined) return response;
       await response.body.dump();
       if (hop >= MAX_REDIRECTS) {
-        throw new RegistryError("PROTOCOL_ERROR", `too many redirects from ${spec.registry}${spec.path}`, {
+        throw new RegistryError("REDIRECT_REFUSED", `too many redirects from ${spec.registry}${spec.path}`, {
           registry: spec.registry,
         });
       }
-      url = new URL(location, url);
+      url = this.#checkedUrl(redirectUrl(location, url, spec.registry), spec.registry, "redirect");
     }
+  }
+
+  /**
+   * A redirect target or token realm the client may use: https, or plain http to a host configured `plainHttp` or
+   * `insecure` (where the address is checked is the connector's business, see {@link AddressPolicy}).
+   *
+   * @throws {@link RegistryError} `REDIRECT_REFUSED`.
+   */
+  #checkedUrl(url: URL, registry: string, what: "redirect" | "token realm"): URL {
+    const host = this.#options.hosts?.[url.host];
+    const plainAllowed = host?.plainHttp === true || host?.insecure === true;
+    if (url.protocol === "https:" || (url.protocol === "http:" && plainAllowed)) return url;
+    throw new RegistryError(
+      "REDIRECT_REFUSED",
+      `${registry}: ${what} to ${url.protocol}//${url.host} refused (https only, plain http only for insecure registries)`,
+      { registry },
+    );
   }
 
   async #dispatch(spec: RequestSpec, url: URL, headers: Record<string, string>): Promise<RegistryResponse> {
@@ -255,10 +340,16 @@ export class RegistryClient {
     return { statusCode: data.statusCode, headers: data.headers, body: data.body, url };
   }
 
-  /** The pool for a host; a registry's own settings apply to its API host (docker.io → registry-1.docker.io). */
+  /**
+   * The pool for a host; a registry's own settings apply to its API host (docker.io → registry-1.docker.io). Pools
+   * are kept in least-recently-used order, at most {@link RegistryClientOptions.maxHosts}: any name an image or a
+   * redirect brings gets a pool, and the oldest is closed (gracefully: its requests finish) past the bound.
+   */
   #dispatcherFor(host: string, registry?: string): Dispatcher {
     let dispatcher = this.#dispatchers.get(host);
-    if (!dispatcher) {
+    if (dispatcher) {
+      this.#dispatchers.delete(host);
+    } else {
       const own = registry !== undefined && new URL(this.baseUrl(registry)).host === host;
       const settings = this.#options.hosts?.[own ? registry : host];
       const ca = [...(this.#options.defaultCa ?? []), ...(settings?.ca ?? [])];
@@ -266,10 +357,22 @@ export class RegistryClient {
         { ca, insecureSkipVerify: settings?.insecure === true },
         this.#timeouts,
         this.#options.proxy,
+        this.#options.addressPolicy,
       );
-      this.#dispatchers.set(host, dispatcher);
+      const max = Math.max(1, this.#options.maxHosts ?? DEFAULT_MAX_HOSTS);
+      for (const [oldest, pool] of this.#dispatchers) {
+        if (this.#dispatchers.size < max) break;
+        this.#dispatchers.delete(oldest);
+        pool.close().catch(() => undefined);
+      }
     }
+    this.#dispatchers.set(host, dispatcher);
     return dispatcher;
+  }
+
+  /** Connection pools currently kept (bounded by {@link RegistryClientOptions.maxHosts}). */
+  get pools(): number {
+    return this.#dispatchers.size;
   }
 
   async #fetchToken(
@@ -278,6 +381,7 @@ export class RegistryClient {
   ): Promise<{ statusCode: number; body: string }> {
     // No retry loop here: a token fetch runs inside request()'s, which retries the 429/5xx thrown below.
     {
+      this.#checkedUrl(url, url.host, "token realm");
       let data: Dispatcher.ResponseData;
       try {
         data = await this.#dispatcherFor(url.host).request({
@@ -319,6 +423,18 @@ function scopeOf(spec: RequestSpec): string | undefined {
   const own = spec.repository ? scopeForRepository(spec.repository, [first, ...rest]) : undefined;
   const scopes = mergeScopes(...(spec.extraScopes ?? []), own);
   return scopes.length > 0 ? scopes.join(" ") : undefined;
+}
+
+/** The target of a redirect; an unparsable Location is the registry's protocol error. */
+function redirectUrl(location: string, base: URL, registry: string): URL {
+  try {
+    return new URL(location, base);
+  } catch (err) {
+    throw new RegistryError("PROTOCOL_ERROR", `${registry}: invalid redirect Location`, {
+      registry,
+      cause: err,
+    });
+  }
 }
 
 function canResend(spec: RequestSpec): boolean {

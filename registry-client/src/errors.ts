@@ -43,7 +43,11 @@ export type ClientErrorCode =
   /** An HTTP error status with no OCI error body. */
   | "HTTP_ERROR"
   /** The operation was aborted by the caller's AbortSignal. */
-  | "ABORTED";
+  | "ABORTED"
+  /** The address a host resolves to is refused by the client's `AddressPolicy` (never retried). */
+  | "ADDRESS_REFUSED"
+  /** A redirect or token realm the client will not follow: plain HTTP, too many hops. */
+  | "REDIRECT_REFUSED";
 
 export type RegistryErrorCode = OciErrorCode | ClientErrorCode;
 

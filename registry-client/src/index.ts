@@ -14,6 +14,15 @@ export { parseWwwAuthenticate, scopeForRepository, mergeScopes } from "./auth-ch
 export * from "./keyring";
 export type { CredentialsProvider } from "./auth";
 export {
+  AddressPolicy,
+  parseAllowEntry,
+  type AddressPolicyOptions,
+  type AddressDecision,
+  type AllowEntry,
+  type Resolver,
+  type ResolvedAddress,
+} from "./address-policy";
+export {
   RegistryClient,
   headerValue,
   parseOciError,

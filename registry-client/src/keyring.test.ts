@@ -248,7 +248,7 @@ describe("Keyring matching (kubelet urlsMatch)", () => {
     ["prefix.*.io/foo", { registry: "prefix.kubernetes.io:1111", repository: "foo/bar" }, false],
     ["registry.example.com", { registry: "registry.example.com:5000", repository: "x" }, false],
     ["registry.example.com:5000", { registry: "registry.example.com", repository: "x" }, false],
-    // scheme and /v1/, /v2/ paths mean the host; the path is a plain string prefix, as in the kubelet
+    // scheme and /v1/, /v2/ paths mean the host
     ["https://prefix.docker.*/path", { registry: "prefix.docker.io", repository: "path/foo/bar" }, true],
     ["https://*.docker.io:8888", { registry: "prefix.docker.io:8888", repository: "foo/bar" }, true],
     ["https://*.example.io/v1/", { registry: "prefix.example.io", repository: "foo/bar" }, true],
@@ -256,8 +256,14 @@ describe("Keyring matching (kubelet urlsMatch)", () => {
     ["https://suffix.*.io", { registry: "prefix.docker.io", repository: "foo/bar" }, false],
     ["https://prefix.docker.c*", { registry: "prefix.docker.io", repository: "foo/bar" }, false],
     ["https://hello.kubernetes.io", { registry: "world.mesos.org", repository: "foo/bar" }, false],
-    ["team.example.com/team", { registry: "team.example.com", repository: "team-b/app" }, true],
+    // the key's path matches whole path segments (the kubelet's plain string prefix would let a tenant's
+    // `reg/team/app` key authenticate `reg/team/app-other`, issue #13)
+    ["team.example.com/team", { registry: "team.example.com", repository: "team-b/app" }, false],
     ["team.example.com/team/", { registry: "team.example.com", repository: "team-b/app" }, false],
+    ["team.example.com/team/", { registry: "team.example.com", repository: "team/app" }, true],
+    ["reg.example.com/team/app", { registry: "reg.example.com", repository: "team/app-other" }, false],
+    ["reg.example.com/team/app", { registry: "reg.example.com", repository: "team/app" }, true],
+    ["reg.example.com/team/app", { registry: "reg.example.com", repository: "team/app/sub" }, true],
     ["team.example.com/team", { registry: "team.example.com" }, false],
     // case-insensitive hosts, IPv6 literals
     ["Registry.Example.COM", { registry: "registry.example.com", repository: "x" }, true],
@@ -322,7 +328,8 @@ describe("Keyring matching (kubelet urlsMatch)", () => {
     expect(users(keyring, { registry: "bar.example.com" })).toEqual(["ada"]);
     expect(users(keyring, "bar.example.com/pong")).toEqual(["grace", "ada"]);
     expect(users(keyring, "bar.example.com/ping")).toEqual(["ada"]);
-    expect(users(keyring, "bar.example.com/pongz")).toEqual(["grace", "ada"]);
+    // the kubelet also gives "grace" here (string prefix); kuik matches path segments (issue #13)
+    expect(users(keyring, "bar.example.com/pongz")).toEqual(["ada"]);
     expect(users(keyring, "bar.example.com/pong/pang:1")).toEqual(["grace", "ada"]);
     expect(users(keyring, { registry: "example.com", repository: "x" })).toEqual([]);
     expect(users(keyring, "foo.example.com/x")).toEqual([]);

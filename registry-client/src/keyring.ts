@@ -4,10 +4,12 @@
  * - a key is `[http(s)://]host[:port][/path]`; a path of `/v1/` or `/v2/` means the whole host;
  * - each `*` matches within one host label (`*.example.com`: `a.example.com`, not `a.b.example.com`); a `?` starts
  *   a URL query, as for the kubelet's url.Parse; ports must be equal (no port ≠ any port);
- * - the key's path must be a string prefix of `/<repository>` (`host/team` also matches `host/team-b/app`);
+ * - the key's path must be `/<repository>` or a leading run of its path segments (`host/team` matches
+ *   `host/team/app`, never `host/team-b/app`);
  * - keys are tried in reverse lexical order (`quay.io/org` before `quay.io`), and every match is returned.
  *
- * Deliberate differences: every Docker Hub alias (`docker.io`, `index.docker.io`, `registry-1.docker.io`,
+ * Deliberate differences: the kubelet compares paths as plain string prefixes, so one tenant's `reg/team/app` key
+ * would authenticate another's `reg/team/app-other` (issue #13): kuik matches whole segments; every Docker Hub alias (`docker.io`, `index.docker.io`, `registry-1.docker.io`,
  * `https://index.docker.io/v1/`) is one host (the kubelet serves `index.docker.io` entries to Docker Hub images
  * only through a fallback used when nothing else matched; here they merge in key order); hosts compare
  * case-insensitively; `[…]` glob classes are unsupported (they clash with IPv6 literals); identical credentials
@@ -214,13 +216,19 @@ export class Keyring {
   }
 }
 
-/** kubelet `urlsMatch`: same port, same number of labels, each label globbed, key path a prefix of the path. */
+/** kubelet `urlsMatch`: same port, same number of labels, each label globbed; the key path on segment boundaries. */
 function keyMatches(k: IndexKey, labels: readonly string[], port: string, path: string): boolean {
-  if (k.port !== port || k.labels.length !== labels.length || !path.startsWith(k.path)) return false;
+  if (k.port !== port || k.labels.length !== labels.length || !pathMatches(k.path, path)) return false;
   return k.labels.every((glob, i) => {
     const label = labels[i] ?? "";
     return glob.includes("*") ? globMatch(glob, label) : glob === label;
   });
+}
+
+/** Whether a key's path (`""`, `/team`, `/team/`) covers `/<repository>`: equal, or a prefix ending at a `/`. */
+function pathMatches(keyPath: string, path: string): boolean {
+  if (keyPath === "" || keyPath === path) return true;
+  return path.startsWith(keyPath.endsWith("/") ? keyPath : `${keyPath}/`);
 }
 
 /** kubelet `BasicDockerKeyring.Add`: strip the scheme and a `/v1/` or `/v2/` path, keep `host[:port][/path]`. */

@@ -3,8 +3,9 @@
  * registries), HTTP(S)_PROXY / NO_PROXY support, timeouts, the mapping of undici errors to typed
  * {@link RegistryError}s, and bounded retries with exponential backoff.
  */
-import { Agent, EnvHttpProxyAgent, type Dispatcher } from "undici";
+import { Agent, EnvHttpProxyAgent, buildConnector, type Dispatcher } from "undici";
 import { rootCertificates } from "node:tls";
+import type { AddressPolicy } from "./address-policy";
 import { RegistryError, isRetryable } from "./errors";
 
 /** TLS settings of one registry. */
@@ -45,11 +46,16 @@ export interface RetryOptions {
 export const DEFAULT_TIMEOUTS: TimeoutOptions = { connectMs: 10_000, headersMs: 30_000, bodyMs: 60_000 };
 export const DEFAULT_RETRY: RetryOptions = { attempts: 4, baseDelayMs: 250, maxDelayMs: 10_000 };
 
-/** Build the dispatcher for one TLS configuration. */
+/**
+ * Build the dispatcher for one TLS configuration. With a `policy`, every direct connection goes through its
+ * connector (the address is checked at connect time); connections to an HTTP(S)_PROXY are not checked (the proxy
+ * reaches the origin, so the policy there is the proxy's), but NO_PROXY destinations are.
+ */
 export function createDispatcher(
   tls: TlsOptions,
   timeouts: TimeoutOptions,
   proxy?: ProxyOptions,
+  policy?: AddressPolicy,
 ): Dispatcher {
   const connect = {
     timeout: timeouts.connectMs,
@@ -58,7 +64,7 @@ export function createDispatcher(
     ...(tls.insecureSkipVerify ? { rejectUnauthorized: false } : {}),
   };
   const agentOptions = {
-    connect,
+    connect: policy ? policy.connector(buildConnector(connect)) : connect,
     headersTimeout: timeouts.headersMs,
     bodyTimeout: timeouts.bodyMs,
     keepAliveTimeout: 30_000,

@@ -205,7 +205,10 @@ function coreDnsObjects(): object[] {
   ];
 }
 
-/** The user's kustomization patches: the origin's CA, from a Secret, in the proxy and both Pepr Deployments. */
+/**
+ * The user's kustomization patches: the origin's CA, from a Secret, in the proxy and both Pepr Deployments; and the
+ * origin's private address (the node's) allow-listed in the proxy, which refuses private addresses otherwise.
+ */
 function rootCaPatches(): object[] {
   const volume = { name: "kuik-root-ca", secret: { secretName: ROOT_CA_SECRET } };
   const mount = { name: "kuik-root-ca", mountPath: "/etc/kuik/ca", readOnly: true };
@@ -215,6 +218,7 @@ function rootCaPatches(): object[] {
     name: string,
     container: string,
     env: string,
+    extraEnv: { name: string; value: string }[] = [],
   ): object => ({
     apiVersion: "apps/v1",
     kind,
@@ -224,7 +228,11 @@ function rootCaPatches(): object[] {
         spec: {
           volumes: [volume],
           containers: [
-            { name: container, volumeMounts: [mount], env: [{ name: env, value: "/etc/kuik/ca/ca.crt" }] },
+            {
+              name: container,
+              volumeMounts: [mount],
+              env: [{ name: env, value: "/etc/kuik/ca/ca.crt" }, ...extraEnv],
+            },
           ],
         },
       },
@@ -239,7 +247,9 @@ function rootCaPatches(): object[] {
       "watcher",
       "KUIK_ROOT_CERTIFICATE_AUTHORITIES",
     ),
-    workload("DaemonSet", KUIK_NAMESPACE, "kube-image-keeper-proxy", "proxy", "KUIK_PROXY_ROOT_CA"),
+    workload("DaemonSet", KUIK_NAMESPACE, "kube-image-keeper-proxy", "proxy", "KUIK_PROXY_ROOT_CA", [
+      { name: "KUIK_PROXY_ALLOWED_ORIGIN", value: NODE_IP },
+    ]),
   ];
 }
 

@@ -281,6 +281,11 @@ export async function startInstalledProxy(
     stopSync = syncMount(cp, ds, mountPath, mountRoot);
   }
   set("KUIK_PROXY_ROOT_CA", o.caFile, ORIGIN_CA_WHY);
+  set(
+    "KUIK_PROXY_ALLOWED_ORIGIN",
+    "127.0.0.0/8,::1",
+    "the origins listen on the loopback, which the proxy refuses unless allow-listed (docs/security.md)",
+  );
   const opsUrl = `http://${LOOPBACK}:${opsPort}`;
   try {
     const p = await spawnProxy(c, env, o.dir, opsUrl, o.timeoutMs ?? 20_000);

@@ -374,7 +374,8 @@ describe("faults", () => {
     // The registry challenges for a bearer token whose realm accepts connections and never answers.
     const silent = createServer(() => {}).listen(0, "127.0.0.1");
     await once(silent, "listening");
-    const realm = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/token`;
+    const realmHost = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const realm = `http://${realmHost}/token`;
     const proxy = await faultyOrigin();
     proxy.setRules([
       {
@@ -387,6 +388,7 @@ describe("faults", () => {
       },
     ]);
     const client = new RegistryClient({
+      hosts: { [realmHost]: { plainHttp: true } }, // a plain-http realm only on a host configured so
       defaultCa: [readFileSync(basic.caFile ?? "", "utf8")],
       credentials: () => basicCreds(),
       retry: { attempts: 1 },
