@@ -20,7 +20,8 @@ stale=0
 if [ ! -f "$webhook" ] || [ ! -f dist/pepr-module-kuik.yaml ]; then
   stale=1
 elif [ -n "$(find pepr.ts package.json scripts/build-module.sh scripts/webhook-config.ts capabilities registry-client/src \
-  -newer "$webhook" -type f \( -name '*.ts' -o -name '*.json' -o -name '*.sh' \) ! -name '*.test.ts' -print -quit)" ]; then
+  proxy/src proxy/build.mjs proxy/undici-slim.mjs -newer "$webhook" -type f \
+  \( -name '*.ts' -o -name '*.mjs' -o -name '*.json' -o -name '*.sh' \) ! -name '*.test.ts' -print -quit)" ]; then
   stale=1
 fi
 if [ "$stale" = 1 ]; then
