@@ -9,7 +9,7 @@
 import type { Logger } from "pino";
 import { PATCH_TYPES, resourcePath, type KubeTransport } from "../kube/http";
 import { KubeApiError } from "../kube/ports";
-import { BOOTSTRAP_DATA_PLANE } from "./data-plane";
+import { BOOTSTRAP_DATA_PLANE, HAS_PROXY_BUNDLE } from "./data-plane";
 import { CRDS } from "./manifests.generated";
 import {
   applyRequest,
@@ -60,6 +60,12 @@ export function startBootstrap(deps: BootstrapDeps): Bootstrap {
   const crds = deps.crds ?? CRDS;
   const dataPlane = deps.dataPlane ?? BOOTSTRAP_DATA_PLANE;
   const log = deps.log;
+  if (deps.dataPlane === undefined && !HAS_PROXY_BUNDLE) {
+    log.error(
+      "bootstrap: this module was built without the proxy bundle (scripts/build-module.sh, for the kustomize and Helm " +
+        "installs): the proxy will not start. Install with `npx pepr deploy` (or `npm run build`), or with kustomize/Helm",
+    );
+  }
   let stopped = false;
   let attempts = 0;
   let markEstablished!: () => void;
