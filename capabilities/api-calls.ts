@@ -6,7 +6,7 @@
  * Pepr's scoped RBAC only infers `watch` for Watch/Reconcile bindings (no `list`, although every watch lists
  * first) and nothing for the calls our own code makes (docs/limitations.md, B2), so every rule is spelled out here.
  */
-import { DATA_PLANE } from "./bootstrap/manifests.generated";
+import { BOOTSTRAP_DATA_PLANE } from "./bootstrap/data-plane";
 import { bootstrapApiCalls } from "./bootstrap/plan";
 import type { ApiCall } from "./kube/api-call";
 import { DEFAULT_PROXY_CREDENTIALS_SECRET } from "./shared/watcher-config";
@@ -122,12 +122,13 @@ export const PEPR_RUNTIME_CALLS: readonly ApiCall[] = [
 
 /**
  * What the watcher's bootstrap needs (capabilities/bootstrap; only when KUIK_BOOTSTRAP=true, the `npx pepr deploy`
- * install): name-scoped apply of each kuik-system object of deploy/base, and patching the module's webhook.
+ * install): name-scoped apply of each kuik-system object of deploy/base, the create of the proxy bundle's ConfigMap
+ * (not name-scoped: see bootstrapApiCalls), and patching the module's webhook.
  * Derived from the generated manifests, so a new object in deploy/base gets its rule. The kustomize and Helm
  * installs remove these rules (deploy/kustomization.yaml, scripts/assemble-chart.ts): they come last in
  * {@link policyRules} for that reason.
  */
-export const BOOTSTRAP_API_CALLS: readonly ApiCall[] = bootstrapApiCalls(DATA_PLANE);
+export const BOOTSTRAP_API_CALLS: readonly ApiCall[] = bootstrapApiCalls(BOOTSTRAP_DATA_PLANE);
 
 /** A Kubernetes RBAC PolicyRule. */
 export interface PolicyRule {

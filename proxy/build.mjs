@@ -37,7 +37,7 @@ const result = await build({
   bundle: true,
   platform: "node",
   format: "esm",
-  target: "node24",
+  target: "node22", // the Pepr controller image's Node.js (node:22 at Pepr 1.1.4) as well as ours (24)
   minify: !values["no-minify"],
   keepNames: true,
   sourcemap: false,

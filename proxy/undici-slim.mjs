@@ -7,7 +7,9 @@ import Dispatcher from "undici/lib/dispatcher/dispatcher.js";
 import api from "undici/lib/api/index.js";
 import Agent from "undici/lib/dispatcher/agent.js";
 import EnvHttpProxyAgent from "undici/lib/dispatcher/env-http-proxy-agent.js";
+// registry-client's AddressPolicy wraps undici's own connector (the address check at connect time).
+import buildConnector from "undici/lib/core/connect.js";
 
 Object.assign(Dispatcher.prototype, api);
 
-export { Agent, Dispatcher, EnvHttpProxyAgent };
+export { Agent, buildConnector, Dispatcher, EnvHttpProxyAgent };

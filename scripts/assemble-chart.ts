@@ -19,7 +19,7 @@ import {
   rmSync,
   writeFileSync,
 } from "node:fs";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { loadYaml } from "@kubernetes/client-node";
 import { dumpYaml } from "@kubernetes/client-node";
 import { BOOTSTRAP_API_CALLS, policyRules } from "../capabilities/api-calls";
@@ -28,6 +28,7 @@ import {
   WATCHER_SERVICE_ACCOUNT,
   kuikRbacObjects,
 } from "../capabilities/rbac-objects";
+import { describeProxyBundle, proxyBundleConfigMap } from "../capabilities/bootstrap/proxy-bundle";
 
 /** Thrown when the generated chart is not what the assembly expects. */
 export class ChartAssemblyError extends Error {
@@ -332,6 +333,11 @@ export function assembleChart(opts: {
   pepr: string;
   crds: string;
   gcScript: string;
+  /**
+   * proxy/dist/kuik-proxy.mjs: the chart gets its sha256 (files/kuik-proxy.mjs.sha256, templates/proxy.yaml), and its
+   * ConfigMap is written beside the chart, `<out>/../kube-image-keeper-proxy-bundle.yaml`, to apply before Helm.
+   */
+  proxyBundle: string;
   out: string;
 }): void {
   const { source, pepr, crds, out } = opts;
@@ -371,7 +377,20 @@ export function assembleChart(opts: {
   if (!existsSync(opts.gcScript)) throw new ChartAssemblyError(`${opts.gcScript} missing`);
   mkdirSync(join(out, "files"), { recursive: true });
   copyFileSync(opts.gcScript, join(out, "files", "garbage-collect.sh"));
+  if (!existsSync(opts.proxyBundle)) {
+    throw new ChartAssemblyError(`${opts.proxyBundle} missing: run npx tsx scripts/generate-proxy-bundle.ts`);
+  }
+  const bundle = describeProxyBundle(readFileSync(opts.proxyBundle, "utf8"));
+  writeFileSync(join(out, "files", "kuik-proxy.mjs.sha256"), `${bundle.sha256}\n`);
+  const { namespace: _namespace, ...metadata } = proxyBundleConfigMap(bundle, "").metadata;
+  writeFileSync(
+    join(dirname(out), PROXY_BUNDLE_MANIFEST),
+    `${JSON.stringify({ ...proxyBundleConfigMap(bundle, ""), metadata })}\n`,
+  );
 }
+
+/** The proxy bundle's ConfigMap beside the assembled chart (no namespace: `kubectl apply -n <release namespace>`). */
+export const PROXY_BUNDLE_MANIFEST = "kube-image-keeper-proxy-bundle.yaml";
 
 if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename)) {
   const [pepr, out] = process.argv.slice(2);
@@ -385,6 +404,7 @@ if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename
     pepr,
     crds: join(root, "deploy", "crds"),
     gcScript: join(root, "deploy", "components", "garbage-collection", "garbage-collect.sh"),
+    proxyBundle: join(root, "proxy", "dist", "kuik-proxy.mjs"),
     out,
   });
   console.error(`assemble-chart: ${out}`);

@@ -33,7 +33,7 @@ function yamlParser(): { loadAll(text: string): unknown[] } {
 }
 
 /** Parsed YAML documents as plain JSON data, empty ones dropped. */
-function documents(text: string): object[] {
+export function documents(text: string): object[] {
   return yamlParser()
     .loadAll(text)
     .filter((d): d is object => d !== null && typeof d === "object")

@@ -2,18 +2,22 @@
 /**
  * The watcher's bootstrap (KUIK_BOOTSTRAP=true, `KuikConfig.bootstrap`, the `npx pepr deploy` install, docs/install.md §3): once at start,
  * server-side apply kuik's CRDs (waiting until they are Established), then the kuik-system data plane of
- * deploy/base, then give Pepr's webhook kuik's objectSelector and reinvocationPolicy. Every step is idempotent; a
+ * deploy/base with the proxy bundle's ConfigMap (data-plane.ts; that ConfigMap is created, never patched), then give Pepr's webhook kuik's objectSelector and reinvocationPolicy. Every step is idempotent; a
  * failed attempt is logged and the whole sequence retried with exponential backoff until it succeeds or the
  * watcher stops: it never stops the rest of kuik.
  */
 import type { Logger } from "pino";
 import { PATCH_TYPES, resourcePath, type KubeTransport } from "../kube/http";
-import { CRDS, DATA_PLANE } from "./manifests.generated";
+import { KubeApiError } from "../kube/ports";
+import { BOOTSTRAP_DATA_PLANE, HAS_PROXY_BUNDLE } from "./data-plane";
+import { CRDS } from "./manifests.generated";
 import {
   applyRequest,
   BootstrapError,
   BOOTSTRAP_FIELD_MANAGER,
+  createRequest,
   describe,
+  isCreatedOnce,
   isEstablished,
   webhookPatch,
   webhookRef,
@@ -54,8 +58,14 @@ export interface Bootstrap {
 /** Starts the bootstrap at once; see {@link Bootstrap}. */
 export function startBootstrap(deps: BootstrapDeps): Bootstrap {
   const crds = deps.crds ?? CRDS;
-  const dataPlane = deps.dataPlane ?? DATA_PLANE;
+  const dataPlane = deps.dataPlane ?? BOOTSTRAP_DATA_PLANE;
   const log = deps.log;
+  if (deps.dataPlane === undefined && !HAS_PROXY_BUNDLE) {
+    log.error(
+      "bootstrap: this module was built without the proxy bundle (scripts/build-module.sh, for the kustomize and Helm " +
+        "installs): the proxy will not start. Install with `npx pepr deploy` (or `npm run build`), or with kustomize/Helm",
+    );
+  }
   let stopped = false;
   let attempts = 0;
   let markEstablished!: () => void;
@@ -67,7 +77,7 @@ export function startBootstrap(deps: BootstrapDeps): Bootstrap {
     markEstablished();
     for (const m of dataPlane) {
       if (stopped) return;
-      await deps.kube.request(applyRequest(m));
+      await (isCreatedOnce(m) ? createOnce(deps.kube, m) : deps.kube.request(applyRequest(m)));
     }
     log.info({ objects: dataPlane.map(describe) }, "bootstrap: kuik-system data plane applied");
     if (!stopped) await patchWebhook(deps.kube, log);
@@ -131,6 +141,15 @@ async function applyCrds(
     }
   }
   return true;
+}
+
+/** Creates `m` unless it exists: a content-named, immutable object exists only with this content. */
+async function createOnce(kube: KubeTransport, m: Manifest): Promise<void> {
+  try {
+    await kube.request(createRequest(m));
+  } catch (err) {
+    if (!(err instanceof KubeApiError && err.status === 409)) throw err;
+  }
 }
 
 /** Gives Pepr's webhook kuik's objectSelector and reinvocationPolicy, when it does not have them yet. */

@@ -810,6 +810,15 @@ export const DATA_PLANE: readonly Manifest[] = [
           automountServiceAccountToken: false,
           containers: [
             {
+              command: [
+                "node",
+                "--max-semi-space-size=1",
+                "--expose-gc",
+                "--input-type=module",
+                "-e",
+                'import { createHash } from "node:crypto";\nimport { readFileSync } from "node:fs";\nconst file = process.argv[1];\nconst want = process.env.KUIK_PROXY_BUNDLE_SHA256;\nconst got = createHash("sha256").update(readFileSync(file)).digest("hex");\nif (got !== want) {\n  console.error(`kuik-proxy: ${file} has sha256 ${got}, not KUIK_PROXY_BUNDLE_SHA256=${want}: refusing to run it`);\n  process.exit(3);\n}\nawait import(file);\n',
+                "/opt/kuik/kuik-proxy.mjs",
+              ],
               env: [
                 {
                   name: "POD_IP",
@@ -820,12 +829,16 @@ export const DATA_PLANE: readonly Manifest[] = [
                   },
                 },
                 {
+                  name: "KUIK_PROXY_BUNDLE_SHA256",
+                  value: "unset",
+                },
+                {
                   name: "KUIK_PROXY_LISTEN",
-                  value: ":7439",
+                  value: "127.0.0.1:7439,[::1]:7439",
                 },
                 {
                   name: "KUIK_PROXY_OPS_LISTEN",
-                  value: "$(POD_IP):8080",
+                  value: "$(POD_IP):7440",
                 },
                 {
                   name: "KUIK_PROXY_CACHE_REGISTRY",
@@ -840,7 +853,7 @@ export const DATA_PLANE: readonly Manifest[] = [
                   value: "info",
                 },
               ],
-              image: "kuik-proxy:0.1.0",
+              image: "ghcr.io/defenseunicorns/pepr/controller:v1.1.4",
               imagePullPolicy: "IfNotPresent",
               livenessProbe: {
                 failureThreshold: 6,
@@ -859,7 +872,8 @@ export const DATA_PLANE: readonly Manifest[] = [
                   name: "registry",
                 },
                 {
-                  containerPort: 8080,
+                  containerPort: 7440,
+                  hostPort: 7440,
                   name: "ops",
                 },
               ],
@@ -889,6 +903,11 @@ export const DATA_PLANE: readonly Manifest[] = [
               },
               volumeMounts: [
                 {
+                  mountPath: "/opt/kuik",
+                  name: "bundle",
+                  readOnly: true,
+                },
+                {
                   mountPath: "/etc/kuik/credentials",
                   name: "credentials",
                   readOnly: true,
@@ -900,6 +919,8 @@ export const DATA_PLANE: readonly Manifest[] = [
               ],
             },
           ],
+          dnsPolicy: "ClusterFirstWithHostNet",
+          hostNetwork: true,
           priorityClassName: "system-node-critical",
           securityContext: {
             runAsGroup: 65532,
@@ -917,6 +938,12 @@ export const DATA_PLANE: readonly Manifest[] = [
             },
           ],
           volumes: [
+            {
+              configMap: {
+                name: "kube-image-keeper-proxy-bundle",
+              },
+              name: "bundle",
+            },
             {
               name: "credentials",
               secret: {
@@ -954,27 +981,6 @@ export const DATA_PLANE: readonly Manifest[] = [
       labels: {
         "app.kubernetes.io/part-of": "kuik",
       },
-      name: "kube-image-keeper-proxy",
-      namespace: "kuik-system",
-    },
-    spec: {
-      egress: [{}],
-      podSelector: {
-        matchLabels: {
-          "app.kubernetes.io/component": "proxy",
-          "app.kubernetes.io/name": "kube-image-keeper",
-        },
-      },
-      policyTypes: ["Egress"],
-    },
-  },
-  {
-    apiVersion: "networking.k8s.io/v1",
-    kind: "NetworkPolicy",
-    metadata: {
-      labels: {
-        "app.kubernetes.io/part-of": "kuik",
-      },
       name: "kube-image-keeper-registry",
       namespace: "kuik-system",
     },
@@ -982,14 +988,6 @@ export const DATA_PLANE: readonly Manifest[] = [
       ingress: [
         {
           from: [
-            {
-              podSelector: {
-                matchLabels: {
-                  "app.kubernetes.io/component": "proxy",
-                  "app.kubernetes.io/name": "kube-image-keeper",
-                },
-              },
-            },
             {
               namespaceSelector: {
                 matchLabels: {
@@ -1000,6 +998,16 @@ export const DATA_PLANE: readonly Manifest[] = [
                 matchLabels: {
                   app: "pepr-kuik-watcher",
                 },
+              },
+            },
+            {
+              ipBlock: {
+                cidr: "0.0.0.0/0",
+              },
+            },
+            {
+              ipBlock: {
+                cidr: "::/0",
               },
             },
           ],

@@ -80,6 +80,26 @@ export function applyRequest(m: Manifest): KubeRequest {
   };
 }
 
+/**
+ * Whether `m` is created once and never changed: an immutable ConfigMap, named after its content (the proxy bundle,
+ * proxy-bundle.ts). The bootstrap POSTs it and takes 409 AlreadyExists as success (the same name is the same
+ * content), so it needs no `patch` right on a name that changes with every bundle.
+ */
+export function isCreatedOnce(m: Manifest): boolean {
+  return m.kind === "ConfigMap" && m.immutable === true;
+}
+
+/** POST of `m` to its collection (see {@link isCreatedOnce}). */
+export function createRequest(m: Manifest): KubeRequest {
+  const { name: _name, ...collection } = resourceOf(m);
+  return {
+    method: "POST",
+    path: resourcePath(collection),
+    query: { fieldManager: BOOTSTRAP_FIELD_MANAGER },
+    body: m,
+  };
+}
+
 /** `kind/namespace/name` of `m`, for logs. */
 export function describe(m: Manifest): string {
   return [m.kind, m.metadata.namespace, m.metadata.name].filter(Boolean).join("/");
@@ -167,10 +187,17 @@ export function webhookRef(): ResourceRef {
  * reading + patching the module's webhook. The CRDs need nothing here: Pepr's runtime already has `create` and
  * `patch` on CustomResourceDefinitions (its own PeprStore CRD), and their Established condition is read from the
  * apply's response.
+ *
+ * Objects {@link isCreatedOnce} (the proxy bundle's ConfigMap) are POSTed instead: RBAC cannot limit a POST create by
+ * name (the name is not part of the request's attributes), so that is `create` on every ConfigMap, with no other
+ * verb. Its rule lists `events` too, which kuik's runtime may already create everywhere (KUIK_API_CALLS): Pepr
+ * merges rules by `apiGroups/resources`, and a bare `configmaps` rule would merge with the by-name rule of the
+ * registry's ConfigMap, either losing the unnamed create or giving `patch` on every ConfigMap.
  */
 export function bootstrapApiCalls(dataPlane: readonly Manifest[]): ApiCall[] {
   const byResource = new Map<string, { group: string; plural: string; names: Set<string> }>();
-  for (const m of dataPlane) {
+  const createdOnce = dataPlane.filter(isCreatedOnce);
+  for (const m of dataPlane.filter(m => !isCreatedOnce(m))) {
     const ref = resourceOf(m);
     const key = `${ref.group}/${ref.plural}`;
     const entry = byResource.get(key) ?? { group: ref.group, plural: ref.plural, names: new Set<string>() };
@@ -185,6 +212,14 @@ export function bootstrapApiCalls(dataPlane: readonly Manifest[]): ApiCall[] {
       resourceNames: [...r.names].sort(),
       why: "bootstrap (KUIK_BOOTSTRAP=true): server-side apply of the kuik-system data plane",
     }));
+  if (createdOnce.length > 0) {
+    calls.push({
+      group: "",
+      resource: "configmaps,events",
+      verbs: ["create"],
+      why: "bootstrap (KUIK_BOOTSTRAP=true): the proxy bundle's content-named, immutable ConfigMap (POST)",
+    });
+  }
   const webhook = webhookRef();
   calls.push({
     group: webhook.group,
