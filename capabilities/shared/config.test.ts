@@ -33,6 +33,7 @@ describe("loadConfig", () => {
       bootstrap: false,
       peprFastClone: true,
       proxyGate: true,
+      allowedOrigins: [],
     });
   });
 
@@ -58,6 +59,7 @@ describe("loadConfig", () => {
       KUIK_BOOTSTRAP: "true",
       KUIK_PEPR_FAST_CLONE: "false",
       KUIK_PROXY_GATE: "false",
+      KUIK_ALLOWED_ORIGINS: "10.96.0.0/12, registry.local:5000",
     });
     expect(config).toEqual<KuikConfig>({
       proxyPort: 8082,
@@ -80,6 +82,7 @@ describe("loadConfig", () => {
       bootstrap: true,
       peprFastClone: false,
       proxyGate: false,
+      allowedOrigins: ["10.96.0.0/12", "registry.local:5000"],
     });
   });
 

@@ -26,6 +26,7 @@ export const ENV = {
   bootstrap: "KUIK_BOOTSTRAP",
   peprFastClone: "KUIK_PEPR_FAST_CLONE",
   proxyGate: "KUIK_PROXY_GATE",
+  allowedOrigins: "KUIK_ALLOWED_ORIGINS",
 } as const;
 
 /** kuik's validated configuration. */
@@ -76,6 +77,12 @@ export interface KuikConfig {
    * capabilities/proxy-gate). Turn it off only when the proxy runs outside Kubernetes (a node service).
    */
   proxyGate: boolean;
+  /**
+   * Origins the watcher may copy from although their address is loopback, private, link-local… (CIDRs, addresses or
+   * `host[:port]` names; registry-client/src/address-policy.ts): in-cluster and test registries. Every other such
+   * address is refused, so a Pod cannot make the watcher fetch from the cluster's or the node's network.
+   */
+  allowedOrigins: string[];
 }
 
 /** Thrown by {@link loadConfig} and `compilePolicy`: every problem found, not just the first. */
@@ -174,6 +181,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): K
     bootstrap: r.boolean(ENV.bootstrap, false),
     peprFastClone: r.boolean(ENV.peprFastClone, true),
     proxyGate: r.boolean(ENV.proxyGate, true),
+    allowedOrigins: r.list(ENV.allowedOrigins, [], {
+      re: /^[0-9a-z.:[\]/-]+$/i,
+      what: "a CIDR, an address or a host[:port]",
+    }),
   };
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   return config;

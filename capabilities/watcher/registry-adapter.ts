@@ -9,6 +9,7 @@ import {
   type RegistryEvent,
   type RegistryHostOptions,
 } from "../../registry-client/src/client";
+import { AddressPolicy } from "../../registry-client/src/address-policy";
 import { copyImage, type CopyProgress } from "../../registry-client/src/copy";
 import { isRegistryError } from "../../registry-client/src/errors";
 import type { Keyring } from "../../registry-client/src/keyring";
@@ -23,6 +24,8 @@ export interface RegistryAdapterConfig {
   insecureRegistries: readonly string[];
   rootCertificateAuthorities: readonly string[];
   architectures: readonly string[];
+  /** Origins allowed on special-purpose addresses (`KUIK_ALLOWED_ORIGINS`); every other such address is refused. */
+  allowedOrigins: readonly string[];
 }
 
 /** See the file comment. */
@@ -42,6 +45,8 @@ export class RegistryAdapter implements RegistryPort {
     this.#origins = new RegistryClient({
       hosts,
       defaultCa,
+      // Images are named by Pods: the address a name resolves to is checked at connect time (SSRF, docs/security.md).
+      addressPolicy: new AddressPolicy({ allow: config.allowedOrigins }),
       credentials: (registry, repository) => this.#credentials(registry, repository),
       ...events,
     });

@@ -35,6 +35,7 @@ import {
   getCachedImage,
   isCachedAndReady,
   listPods,
+  podImages,
   podRunning,
   waitFor,
 } from "./stack";
@@ -97,6 +98,12 @@ export interface Cluster {
   nodeImages(): Promise<string[]>;
   /** `kubectl get pods -A -o wide`, recent Events and log tails, for failure messages. */
   diagnostics(): Promise<string>;
+  /**
+   * Wait until the webhook rewrites again: the proxy gate (capabilities/proxy-gate) opens up to one poll (5 s) after
+   * the proxy is Ready. Asked with server-side dry runs of a Pod in `ns` (admission runs, nothing is created), until
+   * three in a row come back rewritten, so both admission replicas agree.
+   */
+  rewriting(ns: string, timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -412,7 +419,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         "install",
         installKuik(cp, {
           dir: join(dir, "install"),
-          moduleSettings: { ...(opts.env ?? {}) },
+          // The origin listens on the node's address, private: the watcher copies from it only when allow-listed.
+          moduleSettings: { KUIK_ALLOWED_ORIGINS: NODE_IP, ...(opts.env ?? {}) },
           patches: [...rootCaPatches(), ...(opts.patches ?? [])],
           components: opts.components ?? [],
         }),
@@ -496,6 +504,31 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       },
       nodeImages: () => nodeImages(node),
       diagnostics,
+      rewriting: async (ns, timeoutMs = 60_000) => {
+        const pod = {
+          apiVersion: "v1",
+          kind: "Pod",
+          metadata: { name: "kuik-gate-probe", namespace: ns },
+          spec: {
+            containers: [
+              { name: "probe", image: `${origin.host}/probe:v1`, imagePullPolicy: "IfNotPresent" },
+            ],
+          },
+        };
+        let streak = 0;
+        await waitFor(
+          "the webhook rewriting again",
+          async () => {
+            const r = await cp.kubectl(["create", "--dry-run=server", "-o", "json", "-f", "-"], {
+              input: JSON.stringify(pod),
+            });
+            const [image = ""] = podImages(JSON.parse(r.stdout) as KubeObject);
+            streak = image.startsWith(`localhost:${proxyPort}/`) ? streak + 1 : 0;
+            return streak >= 3;
+          },
+          { timeoutMs, intervalMs: 500 },
+        );
+      },
       stop,
     };
   } catch (e) {

@@ -141,6 +141,7 @@ describe("the proxy gate on a real node", () => {
     await waitFor("a ProxyAvailable Event", async () => (await events("ProxyAvailable")).length > 0, {
       timeoutMs: 30_000,
     });
+    await cluster.rewriting(NS);
     const after = images.after as PushedImage;
     await apply(deployment("after", after.ref, 1));
     const [pod] = await cluster.runningPods(NS, "after", 1, 120_000);

@@ -161,6 +161,7 @@ describe("kuik on a real node", () => {
     for (const p of pods) expect([cluster.proxyImage(img.ref), img.ref]).toContain(statusImage(p));
     await cluster.kubectl(["rollout", "status", ...ds, "--timeout=60s"], { timeoutMs: 70_000 });
     expect(Date.now() - started).toBeLessThan(120_000);
+    await cluster.rewriting(NS); // the gate reopens within one poll of the new proxy Pod being Ready
   });
 
   it("(2a) restarts a Pod from the cache once its image is deleted at the origin", async () => {

@@ -147,6 +147,8 @@ export function kuikEnv(o: {
     // The origins of a local stack listen on 127.0.0.1, which the webhook refuses by default (a node-local
     // registry is unreachable from a real cluster's cache); docs/local-cluster.md.
     [LOOPBACK_SETTING]: "true",
+    // The watcher refuses to copy from loopback origins unless allow-listed (docs/security.md).
+    KUIK_ALLOWED_ORIGINS: "127.0.0.0/8,::1",
   };
 }
 
@@ -316,6 +318,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       // The proxy runs here as a local process, not as the DaemonSet's Pods (no kubelet in this stack): the gate
       // would never open. It is proven on the real node (test/e2e/real-node-gate.e2e.test.ts).
       KUIK_PROXY_GATE: "false",
+      // The origins listen on the loopback, which the watcher refuses to copy from unless allow-listed.
+      KUIK_ALLOWED_ORIGINS: "127.0.0.0/8,::1",
       ...(opts.logLevel ? { LOG_LEVEL: opts.logLevel } : {}),
       ...opts.env,
     };
