@@ -13,7 +13,8 @@ import {
   policyRules,
 } from "../capabilities/api-calls";
 import pkg from "../package.json";
-import { ChartAssemblyError, withoutBootstrap } from "./assemble-chart";
+import { ADMISSION_NODE_OPTIONS, WATCHER_NODE_OPTIONS } from "../capabilities/shared/node-options";
+import { ChartAssemblyError, withWatcherNodeOptions, withoutBootstrap } from "./assemble-chart";
 
 const q = (s: string): string => `'${s}'`;
 const list = (indent: string, items: readonly string[]): string[] => items.map(i => `${indent}- ${q(i)}`);
@@ -62,6 +63,17 @@ describe("withoutBootstrap", () => {
       expect(env.find(e => e.name === "KUIK_BOOTSTRAP")?.value).toBe("false");
       expect(env.length).toBe(Object.keys(pkg.pepr.env).length);
     }
+  });
+
+  it("gives the watcher its own NODE_OPTIONS, and leaves the admission's", () => {
+    const out = loadYaml(withWatcherNodeOptions(withoutBootstrap(peprValues()))) as {
+      admission: { env: Array<{ name: string; value: string }> };
+      watcher: { env: Array<{ name: string; value: string }> };
+    };
+    const flags = (env: Array<{ name: string; value: string }>) =>
+      env.find(e => e.name === "NODE_OPTIONS")?.value;
+    expect(flags(out.admission.env)).toBe(ADMISSION_NODE_OPTIONS);
+    expect(flags(out.watcher.env)).toBe(WATCHER_NODE_OPTIONS);
   });
 
   it("fails when a bootstrap rule is missing (a Pepr or api-calls change must not pass silently)", () => {

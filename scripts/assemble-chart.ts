@@ -23,6 +23,7 @@ import { dirname, join, resolve } from "node:path";
 import { loadYaml } from "@kubernetes/client-node";
 import { dumpYaml } from "@kubernetes/client-node";
 import { BOOTSTRAP_API_CALLS, policyRules } from "../capabilities/api-calls";
+import { ADMISSION_NODE_OPTIONS, WATCHER_NODE_OPTIONS } from "../capabilities/shared/node-options";
 import {
   ADMISSION_SERVICE_ACCOUNT,
   WATCHER_SERVICE_ACCOUNT,
@@ -273,6 +274,24 @@ export function mergeValues(ours: string, pepr: string): string {
  * and kuik-system itself, so `KUIK_BOOTSTRAP` is "false" in both Deployments' env and the rules only the bootstrap
  * needs (capabilities/api-calls.ts BOOTSTRAP_API_CALLS) leave `rbac:`. Each must be found.
  */
+/**
+ * Pepr's values.yaml with the watcher's own Node flags (capabilities/shared/node-options.ts): Pepr writes
+ * package.json's `NODE_OPTIONS` (the admission's) into both env lists; the one under `watcher:` becomes
+ * {@link WATCHER_NODE_OPTIONS}.
+ */
+export function withWatcherNodeOptions(pepr: string): string {
+  const lines = pepr.split("\n");
+  const watcher = lines.indexOf("watcher:");
+  const name = lines.findIndex((l, i) => i > watcher && /^ +- name: 'NODE_OPTIONS'$/.test(l));
+  const value = lines[name + 1] ?? "";
+  if (watcher < 0 || name < 0 || !value.includes(`'${ADMISSION_NODE_OPTIONS}'`))
+    throw new ChartAssemblyError(
+      `no NODE_OPTIONS '${ADMISSION_NODE_OPTIONS}' in the watcher's env of Pepr's values`,
+    );
+  lines[name + 1] = value.replace(`'${ADMISSION_NODE_OPTIONS}'`, `'${WATCHER_NODE_OPTIONS}'`);
+  return lines.join("\n");
+}
+
 export function withoutBootstrap(pepr: string): string {
   const bootstrap = new Set(policyRules(BOOTSTRAP_API_CALLS).map(r => JSON.stringify(r)));
   const lines = pepr.split("\n");
@@ -362,7 +381,7 @@ export function assembleChart(opts: {
     join(out, "values.yaml"),
     mergeValues(
       readFileSync(join(source, "values.yaml"), "utf8"),
-      withoutBootstrap(readFileSync(join(pepr, "values.yaml"), "utf8")),
+      withWatcherNodeOptions(withoutBootstrap(readFileSync(join(pepr, "values.yaml"), "utf8"))),
     ),
   );
   const schema = mergeSchema(

@@ -6,6 +6,7 @@
  * The scenarios that stop the origin or delete its image run last.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { NODE_IP, simpleRequest } from "../harness/net";
 import { runOk } from "../harness/tools";
 import type { KubeObject } from "../harness/control-plane";
 import type { PushedImage } from "../harness/images";
@@ -124,6 +125,48 @@ describe("kuik on a real node", () => {
       { timeoutMs: 120_000 },
     );
     expect(podImages(control)).toEqual([cluster.proxyImage(img.ref)]);
+  });
+
+  it("(#13) lets only the node reach its proxy: a Pod cannot connect to it, the node's loopback can", async () => {
+    const [proxy] = await listPods(cluster, "kuik-system", "app.kubernetes.io/component=proxy");
+    const hostIp = String((proxy?.status as { hostIP?: string } | undefined)?.hostIP ?? NODE_IP);
+    // From a Pod: the node's address (what the proxy Pod's IP is, on the host network) and the proxy Pod's IP.
+    const targets = [...new Set([hostIp, String((proxy?.status as { podIP?: string })?.podIP ?? hostIp)])];
+    const script = targets
+      .map(ip => `busybox wget -T 3 -q -O- http://${ip}:${cluster.proxyPort}/v2/ && echo "REACHED ${ip}"`)
+      .concat(['echo "done"'])
+      .join("; ");
+    await cluster.cp.apply(
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: {
+          name: "proxy-probe",
+          namespace: NS,
+          labels: { "kube-image-keeper.enix.io/image-caching-policy": "ignore" },
+        },
+        spec: {
+          restartPolicy: "Never",
+          containers: [
+            { name: "probe", image: "docker.io/library/registry:3.0.0", command: ["sh", "-c", script] },
+          ],
+        },
+      }),
+    );
+    await waitFor(
+      "the probe Pod finished",
+      async () => {
+        const p = await cluster.kubectlJson(["get", "pod", "proxy-probe", "-n", NS]);
+        return ["Succeeded", "Failed"].includes(String((p.status as { phase?: string })?.phase));
+      },
+      { timeoutMs: 120_000 },
+    );
+    const logs = (await cluster.kubectl(["logs", "proxy-probe", "-n", NS])).stdout;
+    expect(logs).toContain("done");
+    expect(logs).not.toContain("REACHED");
+    // The kubelet's way in: the node's loopback.
+    const r = await simpleRequest(`http://127.0.0.1:${cluster.proxyPort}/v2/`);
+    expect(r.status).toBe(200);
   });
 
   it("(3) starts new Pods while the cache registry is gone: the proxy serves them from the origin", async () => {
