@@ -9,9 +9,10 @@
  */
 import { spawn } from "node:child_process";
 import { copyFileSync, cpSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeTempDir, removeTempDir } from "../harness/cleanup";
+import { NODE_IP } from "../harness/net";
 import { findTool, killGroup, REPO_ROOT, runOk } from "../harness/tools";
 import { ROOT_CA_SECRET, startCluster, waitForKuik, type Cluster } from "./cluster";
 import { KUIK_NAMESPACE } from "./installed-workloads";
@@ -51,8 +52,22 @@ describe("installing kuik on a real node", () => {
     const values = join(work, "values.json");
     writeFileSync(
       values,
-      JSON.stringify({ rootCertificateAuthorities: { secretName: ROOT_CA_SECRET, keys: ["ca.crt"] } }),
+      JSON.stringify({
+        rootCertificateAuthorities: { secretName: ROOT_CA_SECRET, keys: ["ca.crt"] },
+        // the origin listens on the node's (private) address: both the watcher and the proxy must allow it
+        controllers: { env: [{ name: "KUIK_ALLOWED_ORIGINS", value: NODE_IP }] },
+        proxy: { env: [{ name: "KUIK_PROXY_ALLOWED_ORIGIN", value: NODE_IP }] },
+      }),
     );
+    // The proxy bundle's ConfigMap goes in first (docs/install.md "Helm": a release Secret cannot hold it).
+    await cluster.kubectl([
+      "apply",
+      "--server-side",
+      "-n",
+      KUIK_NAMESPACE,
+      "-f",
+      join(REPO_ROOT, dirname(chart), "kube-image-keeper-proxy-bundle.yaml"),
+    ]);
     // pepr-system holds the CA Secret before the install, and the chart owns it: adopted as docs/configuration.md
     // (rootCertificateAuthorities) says
     await cluster.kubectl(["label", "ns", "pepr-system", "app.kubernetes.io/managed-by=Helm"]);
