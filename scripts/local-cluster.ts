@@ -377,7 +377,7 @@ function printStatus(state: State): void {
     `  pids:        ${RUN_DIR}/`,
     `  origin:      https://${state.origin?.host ?? "?"} (user ${state.origin?.username ?? "?"}, password ${state.origin?.password ?? "?"}, CA ${state.origin?.caFile ?? "?"})`,
     `  node:        ${state.containerdSocket ?? "?"} (ctr -a … -n k8s.io images ls)`,
-    `  proxy:       localhost:${state.proxyPort ?? DEFAULT_PROXY_PORT} on the node (the DaemonSet's hostPort)`,
+    `  proxy:       localhost:${state.proxyPort ?? DEFAULT_PROXY_PORT} on the node (the DaemonSet on the node's network, loopback only)`,
     "",
     "Point kubectl at it:",
     `  export KUBECONFIG=${KUBECONFIG}`,
