@@ -1,7 +1,7 @@
 /**
  * `npx pepr deploy` alone installs a working kuik (issue #6, docs/install.md §3): on a real control plane, only what
  * `pepr deploy` applies (the module YAML of a plain `pepr build`: scripts/build-module.sh's output with its webhook
- * post-processing taken back out, plus the PeprStore CRD Pepr's controller applies), then the module started from
+ * and RBAC post-processing taken back out, plus the PeprStore CRD Pepr's controller applies), then the module started from
  * the installed Deployments as their ServiceAccount (so the generated RBAC is what it runs with). The watcher's
  * bootstrap (KUIK_BOOTSTRAP=true from package.json) must then have applied kuik's CRDs, every kuik-system object of
  * deploy/base and the webhook's opt-out objectSelector and reinvocationPolicy; a Pod is rewritten, an opted-out one
@@ -26,6 +26,11 @@ import {
   type ControlPlane,
   type KubeObject,
 } from "../harness/control-plane";
+import {
+  ADMISSION_SERVICE_ACCOUNT,
+  kuikRbacObjects,
+  WATCHER_SERVICE_ACCOUNT,
+} from "../../capabilities/rbac-objects";
 import { MODULE_MANIFEST, readManifest, type Installation } from "../harness/kuik-install";
 import { buildModule, startKuikModule, type KuikModule } from "../harness/kuik-module";
 import { podImages, waitFor } from "./stack";
@@ -45,9 +50,26 @@ let dir: string;
 let startedAt = 0;
 let readyMs = 0;
 
-/** The module YAML as a plain `pepr build` writes it: without scripts/webhook-config.ts's two settings. */
+const describeObject = (kind: string, m: { name?: string; namespace?: string }): string =>
+  `${kind} ${m.namespace ?? ""}/${m.name ?? ""}`;
+
+/**
+ * The module YAML as a plain `pepr build` writes it: without scripts/webhook-config.ts's two settings, nor
+ * scripts/rbac-split.ts's objects (the admission on the watcher's ServiceAccount, as Pepr makes it).
+ */
 async function plainModule(): Promise<Installation> {
-  const objects = await readManifest(cp, MODULE_MANIFEST);
+  const added = new Set(
+    kuikRbacObjects({ kuikNamespace: "kuik-system" }).map(o => describeObject(o.kind, o.metadata)),
+  );
+  const built = await readManifest(cp, MODULE_MANIFEST);
+  const objects = built.filter(o => !added.has(describeObject(String(o.kind), o.metadata ?? {})));
+  // present: build-module.sh added them (so removing them is what a plain build lacks)
+  expect(built.length - objects.length).toBe(added.size);
+  const admission = objects.find(o => o.metadata?.labels?.["pepr.dev/controller"] === "admission") as
+    | (KubeObject & { spec: { template: { spec: { serviceAccountName: string } } } })
+    | undefined;
+  expect(admission?.spec.template.spec.serviceAccountName).toBe(ADMISSION_SERVICE_ACCOUNT);
+  if (admission) admission.spec.template.spec.serviceAccountName = WATCHER_SERVICE_ACCOUNT;
   const webhook = objects.find(o => o.kind === "MutatingWebhookConfiguration") as KubeObject & {
     webhooks: Webhook[];
   };
@@ -87,6 +109,9 @@ beforeAll(async () => {
     build: false,
     overrides: {
       KUIK_METRICS_PORT: { value: "0", why: "no metrics server: tests share this host's ports" },
+      // As in stack.ts: no kubelet, so the proxy DaemonSet's Pods are never Ready and the admission's proxy gate
+      // would never open. The gate is proven on the real node (test/e2e/real-node-gate.e2e.test.ts).
+      KUIK_PROXY_GATE: { value: "false", why: "no kubelet: the proxy's Pods never become Ready" },
     },
   });
   readyMs = Date.now() - startedAt;

@@ -7,13 +7,17 @@
  *    test checklist too) and validated by the API server (`--dry-run=server
  *    --validate=strict`); one must fail with its message.
  * 2. The default and a rich rendering are applied for real, server-side; the default is compared with deploy/base
- *    (the chart's registry/proxy templates duplicate it: this is the guard, docs/install.md).
- * 3. `helm install`, `helm upgrade` with other values, `helm uninstall` against the API server.
+ *    and deploy/generated/proxy-bundle (the chart's registry/proxy templates duplicate them: this is the guard,
+ *    docs/install.md), down to the proxy bundle's ConfigMap name and sha256.
+ * 3. `helm install` after the bundle's ConfigMap (dist/chart/kube-image-keeper-proxy-bundle.yaml), `helm upgrade`
+ *    with other values, `helm uninstall` against the API server; the release Secret stays under Helm's 1 MiB.
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PROXY_COMMAND } from "../../capabilities/bootstrap/proxy-bundle";
 import { loadKuikConfig } from "../../capabilities/shared/watcher-config";
+import { generatedBundle } from "../../scripts/generate-proxy-bundle";
 import { makeTempDir, removeTempDir } from "../harness/cleanup";
 import {
   controlPlaneAvailable,
@@ -28,6 +32,8 @@ import { monitoringCrd } from "../harness/monitoring-crds";
 const NS = "kuik-system";
 const RELEASE = "kube-image-keeper";
 const CHART = join(REPO_ROOT, "dist", "chart", "kube-image-keeper");
+/** The bundle's ConfigMap, applied before `helm install` (scripts/build-chart.sh writes it). */
+const BUNDLE_YAML = join(REPO_ROOT, "dist", "chart", "kube-image-keeper-proxy-bundle.yaml");
 const HELM = tryFindTool("helm");
 
 interface EnvVar {
@@ -53,6 +59,7 @@ interface PodSpec {
     emptyDir?: unknown;
     persistentVolumeClaim?: { claimName: string };
     secret?: { secretName: string; optional?: boolean };
+    configMap?: { name: string };
   }>;
   serviceAccountName?: string;
   hostNetwork?: boolean;
@@ -186,14 +193,27 @@ const CASES: Case[] = [
       const ds = proxy(objects);
       expect(pod(ds).priorityClassName).toBe("system-node-critical");
       expect(pod(ds).tolerations).toEqual([{ operator: "Exists" }]);
-      expect(pod(ds).hostNetwork).toBeUndefined();
-      expect(container(ds).ports).toContainEqual(
-        expect.objectContaining({
-          name: "registry",
-          containerPort: 7439,
-          hostPort: 7439,
-          hostIP: "127.0.0.1",
-        }),
+      // the node's network, on its loopback only; ops on the node's address, 7440
+      expect(pod(ds)).toMatchObject({ hostNetwork: true, dnsPolicy: "ClusterFirstWithHostNet" });
+      expect(container(ds).ports).toEqual([
+        { name: "registry", containerPort: 7439, hostPort: 7439, hostIP: "127.0.0.1" },
+        { name: "ops", containerPort: 7440, hostPort: 7440 },
+      ]);
+      expect(envOf(container(ds))).toMatchObject({
+        KUIK_PROXY_LISTEN: "127.0.0.1:7439,[::1]:7439",
+        KUIK_PROXY_OPS_LISTEN: "$(POD_IP):7440",
+      });
+      const envNames = (container(ds).env ?? []).map(e => e.name);
+      expect(envNames.indexOf("POD_IP")).toBeLessThan(envNames.indexOf("KUIK_PROXY_OPS_LISTEN"));
+      // no image of its own: the module's Pepr image runs the bundle of the content-named ConfigMap, which the
+      // chart names (the name and hash every install path gives it) but does not carry
+      expect(container(ds).image).toBe(container(find(objects, "Deployment", "pepr-kuik-watcher")).image);
+      expect(container(ds).command).toEqual(PROXY_COMMAND);
+      const bundle = generatedBundle();
+      expect(pod(ds).volumes?.find(v => v.name === "bundle")?.configMap).toEqual({ name: bundle?.name });
+      expect(envOf(container(ds)).KUIK_PROXY_BUNDLE_SHA256).toBe(bundle?.sha256);
+      expect(objects.filter(o => o.kind === "ConfigMap").map(o => o.metadata?.name)).not.toContain(
+        bundle?.name,
       );
       const { watcher } = loadKuikConfig({});
       expect(pod(ds).volumes?.find(v => v.name === "credentials")?.secret).toMatchObject({
@@ -388,21 +408,34 @@ const CASES: Case[] = [
     },
   },
   {
-    name: "hostNetwork",
-    values: { proxy: { hostNetwork: true, metricsPort: 7440 } },
+    name: "hostNetwork false: a pod-network proxy behind a hostPort, own image",
+    values: {
+      proxy: { hostNetwork: false, metricsPort: 8080, image: { repository: "corp/kuik-proxy", tag: "1.2" } },
+    },
     check: objects => {
       const ds = proxy(objects);
-      expect(pod(ds)).toMatchObject({ hostNetwork: true, dnsPolicy: "ClusterFirstWithHostNet" });
+      expect(pod(ds).hostNetwork).toBeUndefined();
+      expect(pod(ds).dnsPolicy).toBeUndefined();
       expect(envOf(container(ds))).toMatchObject({
-        KUIK_PROXY_LISTEN: "127.0.0.1:7439,[::1]:7439",
-        KUIK_PROXY_OPS_LISTEN: "$(POD_IP):7440",
+        KUIK_PROXY_LISTEN: ":7439",
+        KUIK_PROXY_OPS_LISTEN: "$(POD_IP):8080",
       });
       const names = (container(ds).env ?? []).map(e => e.name);
       expect(names.indexOf("POD_IP")).toBeLessThan(names.indexOf("KUIK_PROXY_OPS_LISTEN"));
-      expect(container(ds).ports).toContainEqual(
-        expect.objectContaining({ name: "ops", containerPort: 7440, hostPort: 7440 }),
-      );
-      expect(has(objects, "NetworkPolicy", `${RELEASE}-registry-from-nodes`)).toBe(true);
+      expect(container(ds).ports).toEqual([
+        { name: "registry", containerPort: 7439, hostPort: 7439, hostIP: "127.0.0.1" },
+        { name: "ops", containerPort: 8080 },
+      ]);
+      // its own image: the image's entrypoint, no bundle ConfigMap nor hash
+      expect(container(ds).image).toBe("corp/kuik-proxy:1.2");
+      expect(container(ds).command).toBeUndefined();
+      expect(names).not.toContain("KUIK_PROXY_BUNDLE_SHA256");
+      expect(pod(ds).volumes?.map(v => v.name)).not.toContain("bundle");
+      // pod-network proxies reach the cache registry by label; their egress stays open
+      const np = find(objects, "NetworkPolicy", `${RELEASE}-registry`);
+      expect(JSON.stringify(np.spec)).not.toContain("ipBlock");
+      expect(JSON.stringify(np.spec)).toContain('"app.kubernetes.io/component":"proxy"');
+      expect(has(objects, "NetworkPolicy", `${RELEASE}-proxy`)).toBe(true);
     },
   },
   {
@@ -498,7 +531,7 @@ const CASES: Case[] = [
         expect.objectContaining({ name: "registry", containerPort: 7500, hostPort: 7500 }),
       );
       expect(envOf(container(ds))).toMatchObject({
-        KUIK_PROXY_LISTEN: ":7500",
+        KUIK_PROXY_LISTEN: "127.0.0.1:7500,[::1]:7500",
         KUIK_PROXY_INSECURE_REGISTRY: "registry.corp:5000,https://other.corp/",
         KUIK_PROXY_ROOT_CA: "/etc/kuik/ca/root.pem,/etc/kuik/ca/intermediate.pem",
         NO_PROXY: ".svc,.cluster.local",
@@ -622,15 +655,31 @@ describe.skipIf(!controlPlaneAvailable(false) || !HELM)("Helm chart on a real AP
     expect(r.stderr).toMatch(/enabled/);
   });
 
-  it("the default rendering duplicates deploy/base exactly where it must (registry, proxy, config)", async () => {
+  it("the default rendering duplicates deploy/base and the proxy bundle exactly where it must (registry, proxy, config)", async () => {
     const { objects } = await render("sync", {});
-    const base = (await cp.kubectl(["kustomize", join(REPO_ROOT, "deploy", "base")])).stdout;
+    // deploy/base with the proxy bundle's Component, as every kustomize install has it (deploy/kustomization.yaml)
+    const kdir = join(work, "kustomize-base");
+    mkdirSync(kdir);
+    writeFileSync(
+      join(kdir, "kustomization.yaml"),
+      [
+        "apiVersion: kustomize.config.k8s.io/v1beta1",
+        "kind: Kustomization",
+        `resources: [${relative(kdir, join(REPO_ROOT, "deploy", "base"))}]`,
+        `components: [${relative(kdir, join(REPO_ROOT, "deploy", "generated", "proxy-bundle"))}]`,
+        "",
+      ].join("\n"),
+    );
+    const base = (await cp.kubectl(["kustomize", "--load-restrictor=LoadRestrictionsNone", kdir])).stdout;
     const baseFile = join(work, "base.yaml");
     writeFileSync(baseFile, base);
     const kustomized = (await readManifest(cp, baseFile)) as Obj[];
+    // env by name: the generated Component's strategic-merge patch moves the variable it sets
+    // (KUIK_PROXY_BUNDLE_SHA256) to the front, which changes nothing (no $(…) refers to it; the order that
+    // matters, POD_IP before KUIK_PROXY_OPS_LISTEN, is checked in the defaults case and in deploy.e2e.test.ts)
     const pick = (c: Container) => {
-      const { image: _image, ...rest } = c;
-      return rest;
+      const { image: _image, env, ...rest } = c;
+      return { ...rest, env: [...(env ?? [])].sort((a, b) => a.name.localeCompare(b.name)) };
     };
     const chartRegistry = registry(objects);
     const baseRegistry = find(kustomized, "StatefulSet", "kube-image-keeper-registry");
@@ -644,6 +693,18 @@ describe.skipIf(!controlPlaneAvailable(false) || !HELM)("Helm chart on a real AP
     );
     expect(container(proxy(objects)).image).toBe(
       container(find(kustomized, "DaemonSet", "kube-image-keeper-proxy")).image,
+    );
+    expect(pod(proxy(objects)).volumes).toEqual(
+      pod(find(kustomized, "DaemonSet", "kube-image-keeper-proxy")).volumes,
+    );
+    // the ConfigMap written beside the chart is the kustomize Component's (same name, same bytes), without a
+    // namespace: it goes in the release's (`kubectl apply -n`)
+    const bundleName = generatedBundle()?.name ?? "";
+    // (JSON: read as written, since kubectl's client-side parse would fill in the namespace)
+    const beside = JSON.parse(readFileSync(BUNDLE_YAML, "utf8")) as Obj;
+    expect(beside.metadata?.namespace).toBeUndefined();
+    expect({ ...beside, metadata: { ...beside.metadata, namespace: NS } }).toEqual(
+      find(kustomized, "ConfigMap", bundleName),
     );
     const withoutComments = (t: string) =>
       t
@@ -732,7 +793,7 @@ describe.skipIf(!controlPlaneAvailable(false) || !HELM)("Helm chart on a real AP
     const def = await applyFor("apply-default", {});
     expect(container(def).ports?.map(p => [p.name, p.containerPort, p.hostPort])).toEqual([
       ["registry", 7439, 7439],
-      ["ops", 8080, undefined],
+      ["ops", 7440, 7440],
     ]);
     expect(pod(def).volumes?.map(v => v.name)).not.toContain("kuik-root-cas");
     const wh = await cp.kubectlJson<Obj>(["get", "mutatingwebhookconfiguration", "pepr-kuik"]);
@@ -752,9 +813,36 @@ describe.skipIf(!controlPlaneAvailable(false) || !HELM)("Helm chart on a real AP
       "-f",
       base,
     ]);
+    // The proxy bundle's ConfigMap first (docs/install.md §8): the chart names it but cannot carry it.
+    await cp.kubectl(["apply", "--server-side", "--field-manager=kuik-install", "-n", NS, "-f", BUNDLE_YAML]);
     const install = await helm(["install", RELEASE, CHART, "-n", NS, "--take-ownership"]);
     expect(install.code, install.stderr).toBe(0);
     expect(install.stdout).toContain("STATUS: deployed");
+    const bundleVolume = pod(
+      await cp.kubectlJson<Obj>(["get", "daemonset", `${RELEASE}-proxy`, "-n", NS]),
+    ).volumes?.find(v => v.name === "bundle");
+    const bundleCm = await cp.kubectlJson<Obj & { immutable?: boolean }>([
+      "get",
+      "configmap",
+      String(bundleVolume?.configMap?.name),
+      "-n",
+      NS,
+    ]);
+    expect(bundleCm.immutable).toBe(true);
+    // Helm's release Secret (1 MiB at most): why the bundle is not in the chart
+    const release = await cp.kubectlJson<Obj>([
+      "get",
+      "secret",
+      "-n",
+      NS,
+      "-l",
+      `owner=helm,name=${RELEASE},version=1`,
+    ]);
+    const releaseItems = (release as unknown as { items: Obj[] }).items;
+    expect(releaseItems).toHaveLength(1);
+    const releaseBytes = Buffer.from(releaseItems[0]?.data?.release ?? "", "base64").length;
+    console.info(`chart.e2e: helm release Secret ${releaseBytes} bytes`);
+    expect(releaseBytes).toBeLessThan(1024 * 1024);
     const status = await helm(["status", RELEASE, "-n", NS, "-o", "json"]);
     expect(JSON.parse(status.stdout)).toMatchObject({ info: { status: "deployed" }, version: 1 });
     let ds = await cp.kubectlJson<Obj>(["get", "daemonset", `${RELEASE}-proxy`, "-n", NS]);

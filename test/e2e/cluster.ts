@@ -27,8 +27,8 @@ import { CLUSTER_DNS_IP, nodeImages, setUpNodeNetwork, startNode, type KubeNode 
 import { startMirror, type Mirror } from "../harness/node-images";
 import { harnessPki } from "../harness/pki";
 import { startOriginBasic, type StartedRegistry } from "../harness/registries";
-import { kuikCacheDir, REPO_ROOT } from "../harness/tools";
-import { buildProxyBundle, KUIK_NAMESPACE } from "./installed-workloads";
+import { kuikCacheDir } from "../harness/tools";
+import { KUIK_NAMESPACE } from "./installed-workloads";
 import {
   createNamespaceWithPullSecret,
   DEFAULT_PROXY_PORT,
@@ -43,7 +43,6 @@ import {
 /** The Secret (in kuik-system and pepr-system) holding the origin's CA, mounted at /etc/kuik/ca. */
 export const ROOT_CA_SECRET = "kuik-root-ca";
 const PEPR_NAMESPACE = "pepr-system";
-const PROXY_BUNDLE = join(REPO_ROOT, "proxy", "dist", "kuik-proxy.mjs");
 
 export interface ClusterOptions {
   /** State dir; default a temp dir removed on stop (unless KUIK_KEEP_TMP=1). */
@@ -365,9 +364,9 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     );
     releaseNetwork = await setUpNodeNetwork();
     const { caFile } = await harnessPki();
-    const [, , cp, origin] = await Promise.all([
+    // scripts/build-module.sh also builds the proxy bundle and its ConfigMap (deploy/generated/proxy-bundle)
+    const [, cp, origin] = await Promise.all([
       timed("moduleBuild", buildModule()),
-      timed("proxyBuild", buildProxyBundle()),
       timed(
         "controlPlane",
         startControlPlane({
@@ -390,10 +389,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       `https://${origin.host}`,
     );
     say(`control plane ${cp.version} on ${cp.server}; building the images the node needs into the mirror`);
-    parts.mirror = await timed(
-      "mirror",
-      startMirror({ dir: join(dir, "mirror"), hostsDir, proxyBundle: PROXY_BUNDLE, progress: say }),
-    );
+    parts.mirror = await timed("mirror", startMirror({ dir: join(dir, "mirror"), hostsDir, progress: say }));
     say("starting the node: containerd, kubelet, kube-proxy");
     const node = await timed("node", startNode(cp, { dir: join(dir, "node"), hostsDir }));
     parts.node = node;

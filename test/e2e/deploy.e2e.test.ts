@@ -3,15 +3,24 @@
  * for real, server-side, to a real local API server (test/harness/control-plane.ts; no kubelet: objects are
  * stored and validated, pods never run). Each rendering is applied twice: for real, then `--dry-run=server`.
  *
- * Order matters, as on a cluster: base, the hostnetwork overlay over it, the full kustomization (CRDs + base + the
- * Pepr module of `scripts/build-module.sh`) which must take the proxy back off hostNetwork, then the persistence
- * overlay, which an installed StatefulSet refuses (volumeClaimTemplates are immutable) until it is deleted, then
- * every component together with a ServiceMonitor CRD fixture.
+ * Order matters, as on a cluster: base (the proxy DaemonSet naming a placeholder bundle ConfigMap), base with the
+ * proxy bundle's generated Component (the content-named, immutable ConfigMap, which the API server then refuses to
+ * change), the full kustomization (CRDs + base + bundle + the Pepr module of `scripts/build-module.sh`), the
+ * persistence overlay, which an installed StatefulSet refuses (volumeClaimTemplates are immutable) until it is
+ * deleted, components/proxy-image (the proxy from an image of your own: no bundle), then every other component
+ * together with a ServiceMonitor CRD fixture.
  */
-import { copyFileSync, cpSync, mkdirSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  PROXY_BUNDLE_KEY,
+  PROXY_BUNDLE_PLACEHOLDER,
+  PROXY_BUNDLE_PLACEHOLDER_SHA256,
+  PROXY_COMMAND,
+} from "../../capabilities/bootstrap/proxy-bundle";
 import { loadKuikConfig } from "../../capabilities/shared/watcher-config";
+import { generatedBundle } from "../../scripts/generate-proxy-bundle";
 import { makeTempDir, removeTempDir } from "../harness/cleanup";
 import {
   controlPlaneAvailable,
@@ -26,10 +35,15 @@ import { monitoringCrd } from "../harness/monitoring-crds";
 const NS = "kuik-system";
 const FIELD_MANAGER = "kuik-install";
 const MODULE_YAML = join(REPO_ROOT, "dist", "pepr-module-kuik.yaml");
+const PROXY_BUNDLE = join(REPO_ROOT, "proxy", "dist", "kuik-proxy.mjs");
+/** Pepr's controller image (package.json's pepr version), which runs the bundle. */
+const PEPR_IMAGE = "ghcr.io/defenseunicorns/pepr/controller:v1.1.4";
 
 interface Container {
   name: string;
   image?: string;
+  command?: string[];
+  volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
   env?: Array<{ name: string; value?: string; valueFrom?: unknown }>;
   ports?: Array<{ name?: string; containerPort: number; hostPort?: number; hostIP?: string }>;
   readinessProbe?: { httpGet?: { path: string; port: string | number } };
@@ -39,7 +53,12 @@ interface Container {
 }
 interface PodSpec {
   containers: Container[];
-  volumes?: Array<{ name: string; emptyDir?: unknown; secret?: { secretName: string; optional?: boolean } }>;
+  volumes?: Array<{
+    name: string;
+    emptyDir?: unknown;
+    secret?: { secretName: string; optional?: boolean };
+    configMap?: { name: string };
+  }>;
   priorityClassName?: string;
   tolerations?: Array<Record<string, unknown>>;
   hostNetwork?: boolean;
@@ -104,11 +123,38 @@ function main(pod: PodSpec): Container {
 const envOf = (c: Container): Record<string, string | undefined> =>
   Object.fromEntries((c.env ?? []).map(e => [e.name, e.value]));
 
+/** The proxy DaemonSet's pod as installed. */
+const proxyPod = async (): Promise<PodSpec> =>
+  (await get<Workload>("daemonset", "kube-image-keeper-proxy")).spec.template.spec;
+
+/** The ConfigMap name and sha256 the proxy DaemonSet's pod names. */
+const bundleOf = (pod: PodSpec): { name?: string; sha256?: string } => ({
+  name: pod.volumes?.find(v => v.name === "bundle")?.configMap?.name,
+  sha256: envOf(main(pod)).KUIK_PROXY_BUNDLE_SHA256,
+});
+
+/** A kustomization of our own under the working copy: deploy/base with these components. */
+function overlay(name: string, components: readonly string[], extra: readonly string[] = []): string {
+  const dir = join("overlays", name);
+  mkdirSync(join(work, dir));
+  writeFileSync(
+    join(work, dir, "kustomization.yaml"),
+    [
+      "apiVersion: kustomize.config.k8s.io/v1beta1",
+      "kind: Kustomization",
+      "resources: [../../base]",
+      `components: [${components.map(c => `../../${c}`).join(", ")}]`,
+      ...extra,
+      "",
+    ].join("\n"),
+  );
+  return dir;
+}
+
 const BASE_OBJECTS = [
   "ConfigMap/kuik-system/kube-image-keeper-registry-config",
   "DaemonSet/kuik-system/kube-image-keeper-proxy",
   "Namespace/kuik-system",
-  "NetworkPolicy/kuik-system/kube-image-keeper-proxy",
   "NetworkPolicy/kuik-system/kube-image-keeper-registry",
   "Service/kuik-system/kube-image-keeper-registry",
   "ServiceAccount/kuik-system/kube-image-keeper-proxy",
@@ -162,10 +208,14 @@ describe.skipIf(!controlPlaneAvailable(false))("deploy/ manifests on a real API 
     const proxy = main(pod);
     expect(pod.priorityClassName).toBe("system-node-critical");
     expect(pod.tolerations).toEqual([{ operator: "Exists" }]);
-    expect(pod.hostNetwork).toBeFalsy();
-    expect(proxy.ports).toContainEqual(
-      expect.objectContaining({ name: "registry", containerPort: 7439, hostPort: 7439, hostIP: "127.0.0.1" }),
-    );
+    // The node's network namespace, bound to its loopback only; ops on the node's address (7440: 8080 is often
+    // taken on a node).
+    expect(pod.hostNetwork).toBe(true);
+    expect(pod.dnsPolicy).toBe("ClusterFirstWithHostNet");
+    expect(proxy.ports).toEqual([
+      { name: "registry", containerPort: 7439, hostPort: 7439, hostIP: "127.0.0.1", protocol: "TCP" },
+      { name: "ops", containerPort: 7440, hostPort: 7440, protocol: "TCP" },
+    ]);
     expect(proxy.readinessProbe?.httpGet).toMatchObject({ path: "/readyz", port: "ops" });
     expect(proxy.livenessProbe?.httpGet).toMatchObject({ path: "/healthz", port: "ops" });
     expect(proxy.securityContext).toMatchObject({
@@ -175,7 +225,15 @@ describe.skipIf(!controlPlaneAvailable(false))("deploy/ manifests on a real API 
     });
     expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 65532 });
     expect(proxy.resources).toMatchObject({ requests: { memory: "64Mi" }, limits: { memory: "128Mi" } });
-    expect(proxy.image).toBe("kuik-proxy:0.1.0");
+    // No image of its own: Pepr's controller image runs the loader, which checks the bundle's hash and imports it.
+    expect(proxy.image).toBe(PEPR_IMAGE);
+    expect(proxy.command).toEqual(PROXY_COMMAND);
+    expect(proxy.volumeMounts).toContainEqual({ name: "bundle", mountPath: "/opt/kuik", readOnly: true });
+    // base alone names a placeholder no install creates, and a hash the loader refuses
+    expect(bundleOf(pod)).toEqual({
+      name: PROXY_BUNDLE_PLACEHOLDER,
+      sha256: PROXY_BUNDLE_PLACEHOLDER_SHA256,
+    });
     // The Secret the watcher writes: same name as its default, optional so the proxy starts before it exists.
     const { watcher, config } = loadKuikConfig({});
     const credentials = pod.volumes?.find(v => v.name === "credentials");
@@ -184,8 +242,8 @@ describe.skipIf(!controlPlaneAvailable(false))("deploy/ manifests on a real API 
     const names = (proxy.env ?? []).map(e => e.name);
     expect(names.indexOf("POD_IP")).toBeLessThan(names.indexOf("KUIK_PROXY_OPS_LISTEN"));
     expect(envOf(proxy)).toMatchObject({
-      KUIK_PROXY_LISTEN: ":7439",
-      KUIK_PROXY_OPS_LISTEN: "$(POD_IP):8080",
+      KUIK_PROXY_LISTEN: "127.0.0.1:7439,[::1]:7439",
+      KUIK_PROXY_OPS_LISTEN: "$(POD_IP):7440",
       KUIK_PROXY_CACHE_REGISTRY: "http://kube-image-keeper-registry:5000",
       KUIK_PROXY_CREDENTIALS_FILE: "/etc/kuik/credentials/config.json",
     });
@@ -220,24 +278,19 @@ describe.skipIf(!controlPlaneAvailable(false))("deploy/ manifests on a real API 
     expect(cm.data["config.yml"]).toMatch(/indexes:\n\s+# [^\n]*\n(\s+#[^\n]*\n)*\s+platforms: none\n/);
     expect(cm.data["config.yml"]).toMatch(/delete:\n\s+enabled: true/);
 
-    // The registry: reachable from the proxy and Pepr's watcher only.
+    // The registry: Pepr's watcher by label; the host-network proxies come from node addresses, which no selector
+    // matches, so any source is admitted until narrowed (docs/install.md §6).
     const np = await get<KubeObject & { spec: { ingress: Array<{ from: unknown[] }> } }>(
       "networkpolicy",
       "kube-image-keeper-registry",
     );
     expect(np.spec.ingress[0]?.from).toEqual([
       {
-        podSelector: {
-          matchLabels: {
-            "app.kubernetes.io/name": "kube-image-keeper",
-            "app.kubernetes.io/component": "proxy",
-          },
-        },
-      },
-      {
         namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "pepr-system" } },
         podSelector: { matchLabels: { app: "pepr-kuik-watcher" } },
       },
+      { ipBlock: { cidr: "0.0.0.0/0" } },
+      { ipBlock: { cidr: "::/0" } },
     ]);
     // ...and that selector matches the generated watcher's pods.
     const module = await readManifest(cp, MODULE_YAML);
@@ -249,27 +302,33 @@ describe.skipIf(!controlPlaneAvailable(false))("deploy/ manifests on a real API 
     });
   });
 
-  it("overlays/hostnetwork: the proxy on the node's loopback", async () => {
-    const { file, objects } = await timed("hostnetwork", () => render("overlays/hostnetwork"));
-    expect(kindsOf(objects)).toEqual(
-      [...BASE_OBJECTS, "NetworkPolicy/kuik-system/kube-image-keeper-registry-from-nodes"].sort(),
+  it("generated/proxy-bundle: the bundle's immutable, content-named ConfigMap, named in the DaemonSet", async () => {
+    const { file, objects } = await timed("bundle", () =>
+      render(overlay("bundle", ["generated/proxy-bundle"])),
     );
-    await timed("hostnetwork apply", () => applyTwice(file));
-    const pod = (await get<Workload>("daemonset", "kube-image-keeper-proxy")).spec.template.spec;
-    const proxy = main(pod);
-    expect(pod.hostNetwork).toBe(true);
-    expect(pod.dnsPolicy).toBe("ClusterFirstWithHostNet");
-    expect(envOf(proxy)).toMatchObject({
-      KUIK_PROXY_LISTEN: "127.0.0.1:7439,[::1]:7439",
-      KUIK_PROXY_OPS_LISTEN: "$(POD_IP):7440",
-    });
-    const names = (proxy.env ?? []).map(e => e.name);
+    const bundle = generatedBundle();
+    expect(bundle?.name).toMatch(/^kube-image-keeper-proxy-[0-9a-f]{10}$/);
+    expect(kindsOf(objects)).toEqual([...BASE_OBJECTS, `ConfigMap/${NS}/${bundle?.name}`].sort());
+    await timed("bundle apply", () => applyTwice(file));
+    const cm = await get<KubeObject & { immutable?: boolean; data: Record<string, string> }>(
+      "configmap",
+      String(bundle?.name),
+    );
+    expect(cm.immutable).toBe(true);
+    // the bundle proxy/build.mjs built, byte for byte (the loader checks its sha256 against the DaemonSet's)
+    expect(cm.data[PROXY_BUNDLE_KEY]).toBe(readFileSync(PROXY_BUNDLE, "utf8"));
+    const pod = await proxyPod();
+    expect(bundleOf(pod)).toEqual(bundle);
+    // the Component's patch reorders env (its variable first): $(POD_IP) must still come after POD_IP
+    const names = (main(pod).env ?? []).map(e => e.name);
     expect(names.indexOf("POD_IP")).toBeLessThan(names.indexOf("KUIK_PROXY_OPS_LISTEN"));
-    expect(proxy.ports).toEqual([
-      { name: "registry", containerPort: 7439, hostPort: 7439, hostIP: "127.0.0.1", protocol: "TCP" },
-      { name: "ops", containerPort: 7440, hostPort: 7440, protocol: "TCP" },
-    ]);
-    expect(pod.priorityClassName).toBe("system-node-critical");
+    // A bundle never changes under a name: a new one is a new ConfigMap, so the DaemonSet's template rolls.
+    const edit = await cp.kubectl(
+      ["patch", "configmap", String(bundle?.name), "-n", NS, "--type=merge", "-p", '{"data":{"x":"y"}}'],
+      { allowFailure: true },
+    );
+    expect(edit.code).not.toBe(0);
+    expect(edit.stderr).toMatch(/immutable/);
   });
 
   it("deploy/: CRDs + base + the generated Pepr module, with kuik's settings on both Deployments", async () => {
@@ -287,8 +346,8 @@ describe.skipIf(!controlPlaneAvailable(false))("deploy/ manifests on a real API 
     ]) {
       expect(names).toContain(o);
     }
-    // the hostnetwork component is not in the default kustomization
-    expect(names).not.toContain("NetworkPolicy/kuik-system/kube-image-keeper-registry-from-nodes");
+    // the proxy bundle's Component is in the default kustomization
+    expect(names).toContain(`ConfigMap/${NS}/${generatedBundle()?.name}`);
     await timed("full apply", () => applyTwice(file));
 
     for (const name of ["pepr-kuik", "pepr-kuik-watcher"]) {
@@ -309,13 +368,9 @@ describe.skipIf(!controlPlaneAvailable(false))("deploy/ manifests on a real API 
     );
     expect(webhook.webhooks[0]).toMatchObject({ reinvocationPolicy: "IfNeeded" });
     expect(JSON.stringify(webhook.webhooks[0]?.objectSelector)).toContain("image-caching-policy");
-    // Same field manager, hostnetwork no longer applied: server-side apply took it back off.
-    const pod = (await get<Workload>("daemonset", "kube-image-keeper-proxy")).spec.template.spec;
-    expect(pod.hostNetwork).toBeFalsy();
-    expect(envOf(main(pod)).KUIK_PROXY_LISTEN).toBe(":7439");
-    const np = await cp.kubectl(["get", "networkpolicy", "-n", NS, "-o", "name"]);
-    // An object only a removed component added is not deleted by `apply` (no --prune): docs/install.md says so.
-    expect(np.stdout).toContain("kube-image-keeper-registry-from-nodes");
+    const pod = await proxyPod();
+    expect(pod.hostNetwork).toBe(true);
+    expect(bundleOf(pod)).toEqual(generatedBundle());
   });
 
   it("overlays/persistence: volumeClaimTemplates; an installed StatefulSet must be deleted first", async () => {
@@ -340,9 +395,42 @@ describe.skipIf(!controlPlaneAvailable(false))("deploy/ manifests on a real API 
       main(sts.spec.template.spec) as Container & { volumeMounts: Array<{ name: string; mountPath: string }> }
     ).volumeMounts;
     expect(mounts).toContainEqual({ name: "data", mountPath: "/var/lib/registry" });
+    // overlays/persistence brings the proxy bundle too
+    expect(bundleOf(await proxyPod())).toEqual(generatedBundle());
   });
 
-  it("components/servicemonitor and registry-ui, with persistence and hostnetwork: all four compose", async () => {
+  it("components/proxy-image: the proxy from an image of your own, without the bundle", async () => {
+    const { file, objects } = await timed("proxy-image", () =>
+      render(
+        overlay(
+          "proxy-image",
+          // persistence too: the StatefulSet installed above keeps its volumeClaimTemplates
+          ["components/persistence", "components/proxy-image"],
+          ["images: [{name: kuik-proxy, newName: registry.corp/kuik-proxy, newTag: '1.2'}]"],
+        ),
+      ),
+    );
+    expect(kindsOf(objects)).toEqual(BASE_OBJECTS);
+    await timed("proxy-image apply", () => applyTwice(file));
+    // Same field manager: server-side apply took the bundle's command, hash, mount and volume back off.
+    const pod = await proxyPod();
+    const proxy = main(pod);
+    expect(proxy.image).toBe("registry.corp/kuik-proxy:1.2");
+    expect(proxy.command).toBeUndefined();
+    expect(envOf(proxy)).not.toHaveProperty("KUIK_PROXY_BUNDLE_SHA256");
+    expect(proxy.volumeMounts?.map(m => m.name)).toEqual(["credentials", "tmp"]);
+    expect(pod.volumes?.map(v => v.name)).toEqual(["credentials", "tmp"]);
+    // still in the node's network namespace, on its loopback
+    expect(pod.hostNetwork).toBe(true);
+    expect(envOf(proxy).KUIK_PROXY_LISTEN).toBe("127.0.0.1:7439,[::1]:7439");
+    // An object only a removed component added is not deleted by `apply` (no --prune): docs/install.md says so.
+    const left = await cp.kubectl(["get", "configmap", String(generatedBundle()?.name), "-n", NS], {
+      allowFailure: true,
+    });
+    expect(left.code).toBe(0);
+  });
+
+  it("components/servicemonitor and registry-ui, with persistence and the proxy bundle: all four compose", async () => {
     await cp.apply(monitoringCrd("ServiceMonitor"));
     await cp.kubectl([
       "wait",
@@ -350,26 +438,20 @@ describe.skipIf(!controlPlaneAvailable(false))("deploy/ manifests on a real API 
       "--timeout=30s",
       "crd/servicemonitors.monitoring.coreos.com",
     ]);
-    const dir = join(work, "overlays", "all");
-    mkdirSync(dir);
-    writeFileSync(
-      join(dir, "kustomization.yaml"),
-      [
-        "apiVersion: kustomize.config.k8s.io/v1beta1",
-        "kind: Kustomization",
-        "resources: [../../base]",
-        "components: [../../components/persistence, ../../components/hostnetwork, ../../components/servicemonitor, ../../components/registry-ui]",
-        "",
-      ].join("\n"),
-    );
-    const { file, objects } = await timed("all components", () => render("overlays/all"));
+    const dir = overlay("all", [
+      "generated/proxy-bundle",
+      "components/persistence",
+      "components/servicemonitor",
+      "components/registry-ui",
+    ]);
+    const { file, objects } = await timed("all components", () => render(dir));
     expect(kindsOf(objects)).toEqual(
       [
         ...BASE_OBJECTS,
+        `ConfigMap/${NS}/${generatedBundle()?.name}`,
         "Deployment/kuik-system/kube-image-keeper-registry-ui",
         "NetworkPolicy/kuik-system/kube-image-keeper-registry-from-ui",
         "Service/kuik-system/kube-image-keeper-registry-ui",
-        "NetworkPolicy/kuik-system/kube-image-keeper-registry-from-nodes",
         "NetworkPolicy/kuik-system/kube-image-keeper-registry-metrics",
         "Service/kuik-system/kube-image-keeper-proxy-metrics",
         "ServiceMonitor/kuik-system/kube-image-keeper-proxy",
@@ -392,7 +474,8 @@ describe.skipIf(!controlPlaneAvailable(false))("deploy/ manifests on a real API 
     });
     const sts = await get<Workload>("statefulset", "kube-image-keeper-registry");
     expect(sts.spec.volumeClaimTemplates?.[0]?.metadata.name).toBe("data");
-    const pod = (await get<Workload>("daemonset", "kube-image-keeper-proxy")).spec.template.spec;
+    const pod = await proxyPod();
     expect(pod.hostNetwork).toBe(true);
+    expect(bundleOf(pod)).toEqual(generatedBundle());
   });
 });

@@ -3,16 +3,18 @@
  *
  * - the cache registry: the StatefulSet's container (`registry serve <config>`, its env) with the `config.yml` of the
  *   installed ConfigMap, through the harness's registry process (test/harness/registries.ts);
- * - the proxy: the DaemonSet's container env (`KUIK_PROXY_*`), run as the image runs it (proxy/Dockerfile's Node
- *   flags and environment, proxy/test/process.ts), its credentials file kept equal to the installed Secret as the
- *   kubelet keeps a mounted Secret.
+ * - the proxy: the DaemonSet's container command (Pepr's controller image's `node` running the loader of
+ *   capabilities/bootstrap/proxy-bundle.ts on the bundle its ConfigMap volume holds) and env (`KUIK_PROXY_*`, the
+ *   bundle's sha256), with that ConfigMap's files written out as the kubelet mounts them, so the loader checks and
+ *   runs the bundle that was installed; its credentials file kept equal to the installed Secret as the kubelet
+ *   keeps a mounted Secret.
  *
  * What differs from the installed objects is returned as overrides: listen addresses and ports, the cache
- * registry's Service name, the storage directory, mounted file paths, and the origin's CA.
+ * registry's Service name, the storage directory, the `node` binary, mounted file paths, and the origin's CA.
  */
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { IMAGE_ENV, IMAGE_NODE_ARGS, node24 } from "../../proxy/test/process";
+import { node24 } from "../../proxy/test/process";
 import type { ControlPlane } from "../harness/control-plane";
 import {
   containerEnv,
@@ -31,12 +33,10 @@ import { baseProcessEnv } from "../harness/kuik-module";
 import { freePort, LOOPBACK, simpleRequest } from "../harness/net";
 import { startCache, type RegistryConfig, type StartedRegistry } from "../harness/registries";
 import { startProcess } from "../harness/process";
-import { REPO_ROOT, run, sleep } from "../harness/tools";
+import { sleep } from "../harness/tools";
 
 /** kuik's namespace (ignored by the webhook). */
 export const KUIK_NAMESPACE = "kuik-system";
-const PROXY_BUNDLE = join(REPO_ROOT, "proxy", "dist", "kuik-proxy.mjs");
-const PROXY_BUILD = join(REPO_ROOT, "proxy", "build.mjs");
 
 /** Why the origin's CA is trusted: it is the harness's, unknown to a real node. */
 export const ORIGIN_CA_WHY = "the origin registry is the harness's: trust its CA";
@@ -173,19 +173,6 @@ export interface ProxyProcess {
   stop(): Promise<void>;
 }
 
-/** Build proxy/dist/kuik-proxy.mjs when missing or older than a proxy source file. */
-export async function buildProxyBundle(): Promise<boolean> {
-  if (!existsSync(PROXY_BUILD)) return false;
-  const sources = [join(REPO_ROOT, "proxy", "src"), join(REPO_ROOT, "registry-client", "src")];
-  const newer = await run("find", [...sources, "-name", "*.ts", "-newer", PROXY_BUNDLE], {
-    timeoutMs: 10_000,
-  });
-  if (existsSync(PROXY_BUNDLE) && !newer.stdout.trim()) return false;
-  const r = await run(node24(), [PROXY_BUILD], { cwd: REPO_ROOT, timeoutMs: 120_000 });
-  if (r.code !== 0) throw new Error(`proxy build failed:\n${r.stderr || r.stdout}`);
-  return true;
-}
-
 /** Whether this machine has an IPv6 loopback. */
 async function hasIpv6Loopback(): Promise<boolean> {
   return (await freePort("::1").catch(() => 0)) > 0;
@@ -219,9 +206,54 @@ export function syncMount(
   };
 }
 
+/**
+ * The proxy container's command line as the kubelet starts it: `node` of Pepr's controller image is this project's
+ * Node 24, and the files of its ConfigMap volumes (the proxy bundle) are written once under `mountRoot` (immutable
+ * ConfigMaps: no sync) and their container paths replaced by the local copies.
+ */
+async function proxyCommand(
+  cp: ControlPlane,
+  ds: Workload,
+  c: Container,
+  mountRoot: string,
+): Promise<{ cmd: string; args: string[]; overrides: Override[] }> {
+  const [program, ...rest] = [...(c.command ?? []), ...(c.args ?? [])];
+  if (program !== "node") {
+    throw new Error(
+      `${objectRef(ds)}: expected Pepr's image running \`node\` (deploy/base), got ${JSON.stringify(c.command)}` +
+        " (an image of its own, components/proxy-image, is not run here)",
+    );
+  }
+  const overrides: Override[] = [
+    {
+      object: objectRef(ds),
+      setting: "command[0]",
+      installed: program,
+      local: node24(),
+      why: "the Node.js of Pepr's controller image: the project's Node 24",
+    },
+  ];
+  const volumes = ds.spec.template.spec.volumes ?? [];
+  const mounts = (c.volumeMounts ?? []).filter(m => volumes.some(v => v.name === m.name && v.configMap));
+  for (const m of mounts) {
+    writeMountedFiles(mountRoot, await mountedFiles(cp, ds, c, m.mountPath));
+    const name = volumes.find(v => v.name === m.name)?.configMap?.name;
+    overrides.push({
+      object: objectRef(ds),
+      setting: `volume ${m.name} (${m.mountPath})`,
+      installed: `ConfigMap ${name}`,
+      local: localPath(mountRoot, m.mountPath),
+      why: "the mounted ConfigMap: its files, written once",
+    });
+  }
+  const local = (a: string): string =>
+    mounts.some(m => a.startsWith(`${m.mountPath}/`)) ? localPath(mountRoot, a) : a;
+  return { cmd: node24(), args: rest.map(local), overrides };
+}
+
 /** The proxy process: spawn, wait until /readyz answers 200. */
 async function spawnProxy(
-  c: Container,
+  command: { cmd: string; args: string[] },
   env: Record<string, string>,
   dir: string,
   opsUrl: string,
@@ -230,11 +262,10 @@ async function spawnProxy(
   const logFile = join(dir, "proxy.log");
   const p = await startProcess({
     name: "kuik-proxy",
-    // the image's entrypoint: node with its flags, then the bundle (proxy/Dockerfile)
-    cmd: node24(),
-    args: [...IMAGE_NODE_ARGS, PROXY_BUNDLE, ...(c.args ?? [])],
+    cmd: command.cmd,
+    args: command.args,
     cwd: dir,
-    env: { ...baseProcessEnv(), ...IMAGE_ENV, ...env },
+    env: { ...baseProcessEnv(), ...env },
     logFile,
     ready: async () => (await simpleRequest(`${opsUrl}/readyz`, { timeoutMs: 1000 })).status === 200,
     readyTimeoutMs: timeoutMs,
@@ -245,9 +276,10 @@ async function spawnProxy(
 }
 
 /**
- * Start the proxy of the installed DaemonSet on `port` of the loopback (what its hostPort gives a node), with the
- * container's environment and these overrides: listen and ops addresses, the cache registry, the credentials file
- * (a local copy of the mounted Secret, kept in sync) and the origin's CA.
+ * Start the proxy of the installed DaemonSet on `port` of the loopback (the node's loopback, which it binds in the
+ * node's network namespace), with the container's command and environment and these overrides: `node`, the
+ * bundle's ConfigMap (a local copy), listen and ops addresses, the cache registry, the credentials file (a local
+ * copy of the mounted Secret, kept in sync) and the origin's CA.
  */
 export async function startInstalledProxy(
   cp: ControlPlane,
@@ -261,14 +293,16 @@ export async function startInstalledProxy(
   set(
     "KUIK_PROXY_LISTEN",
     listen.join(","),
-    `hostPort ${registryPort?.hostIP ?? ""}:${registryPort?.hostPort ?? "?"}: the node's loopback itself` +
+    "the node's loopback: this host's" +
       (registryPort?.hostPort === o.port ? "" : ` (port ${registryPort?.hostPort} is taken)`),
   );
   const opsPort = await freePort();
-  set("KUIK_PROXY_OPS_LISTEN", `${LOOPBACK}:${opsPort}`, "the pod IP: a free loopback port");
+  set("KUIK_PROXY_OPS_LISTEN", `${LOOPBACK}:${opsPort}`, "the pod IP (the node's): a free loopback port");
   set("KUIK_PROXY_CACHE_REGISTRY", o.cacheUrl, "the Service name: the local cache registry");
   const credentials = env.KUIK_PROXY_CREDENTIALS_FILE;
   const mountRoot = join(o.dir, "mounts");
+  const command = await proxyCommand(cp, ds, c, mountRoot);
+  overrides.push(...command.overrides);
   let stopSync = async (): Promise<void> => undefined;
   if (credentials) {
     const mountPath = mountOf(c, credentials);
@@ -288,7 +322,7 @@ export async function startInstalledProxy(
   );
   const opsUrl = `http://${LOOPBACK}:${opsPort}`;
   try {
-    const p = await spawnProxy(c, env, o.dir, opsUrl, o.timeoutMs ?? 20_000);
+    const p = await spawnProxy(command, env, o.dir, opsUrl, o.timeoutMs ?? 20_000);
     const proxy: ProxyProcess = {
       pid: p.pid,
       port: o.port,

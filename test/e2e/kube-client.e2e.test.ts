@@ -1,7 +1,8 @@
 /**
  * The watcher's Kubernetes client (capabilities/kube/client.ts over capabilities/kube/http.ts) against a real
- * kube-apiserver, authenticated as a ServiceAccount bound to exactly the ClusterRole kuik declares
- * (capabilities/api-calls.ts, which capabilities/rbac.test.ts proves equal to the one Pepr generates).
+ * kube-apiserver, authenticated as a ServiceAccount bound to exactly the rules kuik declares
+ * (capabilities/api-calls.ts): the ClusterRole (which capabilities/rbac.test.ts proves equal to the one Pepr
+ * generates) and the Role in kuik's namespace for the proxy credentials Secret (capabilities/rbac-objects.ts).
  *
  * Regression (issue #5): through kubernetes-fluent-client 3.11.6 every API call built a new undici Agent with a
  * 600 s keep-alive, so each call left one TLS connection open; converging 2,000 Pods / 500 images the watcher held
@@ -11,7 +12,7 @@ import { mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } fro
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { policyRules } from "../../capabilities/api-calls";
+import { policyRules, WATCHER_KUIK_NAMESPACE_CALLS } from "../../capabilities/api-calls";
 import { KubeClient } from "../../capabilities/kube/client";
 import { connectionFromKubeConfig, TOKEN_REFRESH_MS } from "../../capabilities/kube/config";
 import { KubeHttp } from "../../capabilities/kube/http";
@@ -67,6 +68,20 @@ describe.skipIf(!controlPlaneAvailable(false))("KubeClient against a real kube-a
         kind: "ClusterRoleBinding",
         metadata: { name: SA },
         roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: SA },
+        subjects: [{ kind: "ServiceAccount", name: SA, namespace: KUIK_NS }],
+      },
+      // the watcher's only write in kuik's namespace: no cluster-wide Secret create (docs/security.md "RBAC")
+      {
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "Role",
+        metadata: { name: SA, namespace: KUIK_NS },
+        rules: policyRules(WATCHER_KUIK_NAMESPACE_CALLS),
+      },
+      {
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "RoleBinding",
+        metadata: { name: SA, namespace: KUIK_NS },
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: SA },
         subjects: [{ kind: "ServiceAccount", name: SA, namespace: KUIK_NS }],
       },
     ]);

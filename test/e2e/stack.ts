@@ -36,7 +36,6 @@ import { harnessPki } from "../harness/pki";
 import { startOriginBasic, stopAll, type StartedRegistry } from "../harness/registries";
 import { REPO_ROOT, sleep } from "../harness/tools";
 import {
-  buildProxyBundle,
   KUIK_NAMESPACE,
   ORIGIN_CA_WHY,
   startInstalledCache,
@@ -44,7 +43,7 @@ import {
   type ProxyProcess,
 } from "./installed-workloads";
 
-export { buildProxyBundle, KUIK_NAMESPACE, type ProxyProcess } from "./installed-workloads";
+export { KUIK_NAMESPACE, type ProxyProcess } from "./installed-workloads";
 
 /** The port kuik v1 and kuik use for the node-local proxy. */
 export const DEFAULT_PROXY_PORT = 7439;
@@ -295,12 +294,13 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       if (opts.strictProxyPort) throw new Error(`port ${proxyPort} is in use (is \`npm run up\` running?)`);
       proxyPort = await freePort();
     }
+    // scripts/build-module.sh also builds the proxy bundle and its ConfigMap (deploy/generated/proxy-bundle), which
+    // the install applies and the proxy is started from.
     say(
       "building the module and the proxy (skipped when up to date), starting the control plane and the origin",
     );
-    const [build, , c, o] = await Promise.all([
+    const [build, c, o] = await Promise.all([
       timed("moduleBuild", buildModule()),
-      withProxy ? timed("proxyBuild", buildProxyBundle()) : Promise.resolve(false),
       timed(
         "controlPlane",
         startControlPlane({

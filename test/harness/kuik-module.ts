@@ -61,6 +61,8 @@ export const MODULE_SERVICE_ACCOUNT = `pepr-${MODULE_UUID}`;
 const DIST = join(REPO_ROOT, "dist");
 const MANIFEST = join(DIST, `pepr-module-${MODULE_UUID}.yaml`);
 const STAMP = join(DIST, ".kuik-build-stamp");
+/** The proxy bundle's kustomize Component, written by scripts/build-module.sh (scripts/generate-proxy-bundle.ts). */
+const PROXY_BUNDLE_COMPONENT = join(REPO_ROOT, "deploy", "generated", "proxy-bundle", "kustomization.yaml");
 const NODE = join(REPO_ROOT, "node_modules", ".bin", "node");
 
 export { parseJsonStream, readManifest } from "./kuik-install";
@@ -117,7 +119,11 @@ export function moduleBundle(): string | undefined {
   return candidates[0];
 }
 
-/** Hash of every input of the module build (sources without tests, package.json, the build script). */
+/**
+ * Hash of every input of the module build (sources without tests, package.json, the build scripts). The proxy's
+ * sources are among them: scripts/build-module.sh also builds the proxy bundle and writes its ConfigMap
+ * (deploy/generated/proxy-bundle), which the installs apply and the e2e stack runs the proxy from.
+ */
 export function moduleInputsHash(): string {
   const h = createHash("sha256");
   const source = (p: string): boolean => /\.(ts|json)$/.test(p) && !/\.test\.ts$/.test(p);
@@ -125,8 +131,12 @@ export function moduleInputsHash(): string {
     join(REPO_ROOT, "pepr.ts"),
     join(REPO_ROOT, "package.json"),
     join(REPO_ROOT, "scripts", "build-module.sh"),
+    join(REPO_ROOT, "scripts", "generate-proxy-bundle.ts"),
+    join(REPO_ROOT, "proxy", "build.mjs"),
+    join(REPO_ROOT, "proxy", "undici-slim.mjs"),
     ...listFiles(join(REPO_ROOT, "capabilities"), source),
     ...listFiles(join(REPO_ROOT, "registry-client", "src"), source),
+    ...listFiles(join(REPO_ROOT, "proxy", "src"), source),
   ].sort();
   for (const f of files) {
     if (!existsSync(f)) continue;
@@ -158,6 +168,7 @@ export async function buildModule(opts: { force?: boolean; timeoutMs?: number } 
   const upToDate =
     moduleBundle() !== undefined &&
     existsSync(MANIFEST) &&
+    existsSync(PROXY_BUNDLE_COMPONENT) &&
     existsSync(STAMP) &&
     readFileSync(STAMP, "utf8").trim() === hash;
   if (upToDate && !opts.force) return { built: false, ms: Date.now() - started, command };

@@ -14,8 +14,7 @@
  * | `registry.k8s.io/coredns/coredns:v1.14.2` | CoreDNS built from its Go module |
  * | `registry.k8s.io/kubectl:v1.36.3` | kubectl built from the Kubernetes module |
  * | `docker.io/library/registry:3.0.0` | distribution v3.0.0 built from its Go module, Debian's busybox-static as its shell (the upstream image is Alpine's) |
- * | `ghcr.io/defenseunicorns/pepr/controller:v1.1.4` | Node 24 (the `node` npm package) + Debian's glibc, `/app/node_modules` = `npm ci --omit=dev` of kuik's lockfile (pepr 1.1.4 and the modules the module bundle leaves external) |
- * | `docker.io/library/kuik-proxy:0.1.0` | the same Node 24 layer + the proxy bundle, as proxy/Dockerfile lays it out |
+ * | `ghcr.io/defenseunicorns/pepr/controller:v1.1.4` | Node 24 (the `node` npm package) + Debian's glibc, `/app/node_modules` = `npm ci --omit=dev` of kuik's lockfile (pepr 1.1.4 and the modules the module bundle leaves external); it runs the proxy too, whose bundle comes from a ConfigMap |
  *
  * Built images are kept in the mirror's storage under `${KUIK_CACHE}/mirror`; an image is rebuilt only when what it
  * is made of changed (a stamp of its inputs).
@@ -129,8 +128,8 @@ async function productionNodeModules(): Promise<string> {
   return join(dir, "node_modules");
 }
 
-/** Every image the node and kuik's install need. `proxyBundle`: the built proxy (proxy/dist/kuik-proxy.mjs). */
-export async function nodeImageSpecs(proxyBundle: string): Promise<NodeImageSpec[]> {
+/** Every image the node and kuik's install need. */
+export async function nodeImageSpecs(): Promise<NodeImageSpec[]> {
   const bin = (name: string): string => join(kuikCacheDir(), "bin", name);
   const runtime = await nodeRuntimeLayer();
   const nodeModules = await productionNodeModules();
@@ -188,14 +187,6 @@ export async function nodeImageSpecs(proxyBundle: string): Promise<NodeImageSpec
       entrypoint: ["/nodejs/bin/node"],
       workdir: "/app",
       env: { PATH: "/nodejs/bin:/bin" },
-      user: "65532:65532",
-    },
-    {
-      ref: "docker.io/library/kuik-proxy:0.1.0",
-      layers: [runtime, { name: "kuik-proxy", files: [{ src: proxyBundle, dst: "/app/kuik-proxy.mjs" }] }],
-      // proxy/Dockerfile's ENTRYPOINT and ENV
-      entrypoint: ["/nodejs/bin/node", "--max-semi-space-size=1", "--expose-gc", "/app/kuik-proxy.mjs"],
-      env: { MALLOC_ARENA_MAX: "2", KUIK_PROXY_LISTEN: ":7439", KUIK_PROXY_OPS_LISTEN: ":8080" },
       user: "65532:65532",
     },
   ];
@@ -326,7 +317,6 @@ export interface Mirror {
 export async function startMirror(o: {
   dir: string;
   hostsDir: string;
-  proxyBundle: string;
   progress?: (line: string) => void;
 }): Promise<Mirror> {
   const say = o.progress ?? ((): void => undefined);
@@ -342,7 +332,7 @@ export async function startMirror(o: {
     tls: false,
   });
   try {
-    const specs = await nodeImageSpecs(o.proxyBundle);
+    const specs = await nodeImageSpecs();
     let built = 0;
     for (const s of specs) if (await ensureImage(s, registry.host, say)) built++;
     say(`mirror ${registry.host}: ${specs.length} images (${built} built now)`);

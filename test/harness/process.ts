@@ -72,14 +72,17 @@ export async function startProcess(spec: ProcessSpec): Promise<RunningProcess> {
   }
   live.add(child);
   let running = child.pid !== undefined;
+  /** How it ended, for the error below (a process killed at start writes no log line). */
+  let ending = "";
   const exited = new Promise<number | null>(resolve => {
-    const done = (code: number | null): void => {
+    const done = (code: number | null, how: string): void => {
       running = false;
+      ending = how;
       live.delete(child);
       resolve(code);
     };
-    child.once("exit", code => done(code));
-    child.once("error", () => done(null));
+    child.once("exit", (code, signal) => done(code, signal ? `signal ${signal}` : `code ${code}`));
+    child.once("error", err => done(null, `spawn error ${err.message}`));
   });
   let stopping: Promise<void> | undefined;
   const proc: RunningProcess = {
@@ -105,7 +108,7 @@ export async function startProcess(spec: ProcessSpec): Promise<RunningProcess> {
     for (;;) {
       if (await spec.ready().catch(() => false)) break;
       if (!running || Date.now() > deadline) {
-        const state = running ? `not ready after ${spec.readyTimeoutMs ?? 30_000} ms` : "exited";
+        const state = running ? `not ready after ${spec.readyTimeoutMs ?? 30_000} ms` : `exited (${ending})`;
         await proc.stop();
         throw new Error(`${spec.name} ${state}; ${spec.logFile}:\n${proc.tail()}`);
       }
