@@ -560,6 +560,8 @@ async function openProxyGate(cp: ControlPlane): Promise<void> {
     spec: { nodeName: "bench-node", containers: [{ name: "proxy", image: "kuik-proxy:bench" }] },
   };
   await cp.kubectl(["create", "namespace", "kuik-system"]).catch(() => undefined);
+  // no controller manager here: the namespace's default ServiceAccount, which the Pod needs, is ours to make
+  await cp.kubectl(["create", "serviceaccount", "default", "-n", "kuik-system"]).catch(() => undefined);
   await cp.apply(JSON.stringify(pod));
   const status = { status: { phase: "Running", conditions: [{ type: "Ready", status: "True" }] } };
   await cp.kubectl([
