@@ -28,6 +28,12 @@ if [ ! -x node_modules/.bin/node ] || [ ! -f "$stamp" ] || [ "$(cat "$stamp")" !
   sha256sum package-lock.json | cut -d' ' -f1 > "$stamp"
 fi
 log "node $(node_modules/.bin/node --version) (pinned by the node@24 devDependency)"
+# The proxy bundle and what ships it (git-ignored; package.json `prepare` writes them at `npm ci`): rewritten
+# when the proxy's sources changed since, e.g. after a pull on a checkout whose node_modules is current.
+if ! PATH="$PWD/node_modules/.bin:$PATH" tsx scripts/generate-proxy-bundle.ts --check >/dev/null 2>&1; then
+  log "proxy bundle"
+  PATH="$PWD/node_modules/.bin:$PATH" tsx scripts/generate-proxy-bundle.ts
+fi
 
 if [ -x scripts/build-components.sh ]; then
   bash scripts/build-components.sh
