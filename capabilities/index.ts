@@ -8,7 +8,7 @@ import { compilePolicy } from "./image-rewriter/policy";
 import { KubeClient } from "./kube/client";
 import { loadKubeConnection } from "./kube/config";
 import { KubeHttp } from "./kube/http";
-import { DEFAULT_GATE_STALE_AFTER_MS, ProxyGate } from "./proxy-gate/gate";
+import { configuredGate, type ProxyGate } from "./proxy-gate/gate";
 import { admittedImages } from "./image-rewriter/recheck";
 import type { KuikConfig } from "./shared/config";
 import { loadKuikConfig } from "./shared/watcher-config";
@@ -72,13 +72,7 @@ function startAdmissionGate(config: KuikConfig): ProxyGate {
     log.error({ err }, "no Kubernetes API configuration: the proxy gate stays closed");
   }
   const unreadable = (): Promise<never> => Promise.reject(new Error("no Kubernetes API configuration"));
-  const gate = new ProxyGate({
-    kube: kube ?? { listPods: unreadable },
-    namespace: config.namespace,
-    now: Date.now,
-    log,
-    options: { enabled: config.proxyGate, staleAfterMs: DEFAULT_GATE_STALE_AFTER_MS },
-  });
+  const gate = configuredGate(config, kube ?? { listPods: unreadable }, log);
   gate.start();
   return gate;
 }

@@ -20,10 +20,10 @@ import {
   describeProxyBundle,
   PROXY_BUNDLE_SHA256_ENV,
   PROXY_BUNDLE_VOLUME,
-  PROXY_DAEMONSET,
   proxyBundleConfigMap,
   type ProxyBundle,
 } from "../capabilities/bootstrap/proxy-bundle";
+import { PROXY_DAEMONSET } from "../capabilities/shared/object-names";
 
 const ROOT = resolve(import.meta.dirname, "..");
 /** The namespace of deploy/base. */

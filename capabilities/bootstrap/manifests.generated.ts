@@ -7,1060 +7,1029 @@ import type { Manifest } from "./plan";
 /** kuik's CustomResourceDefinitions (deploy/crds). */
 export const CRDS: readonly Manifest[] = [
   {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {
-      "name": "cachedimages.kuik.enix.io",
-      "labels": {
-        "app.kubernetes.io/part-of": "kuik"
-      }
-    },
-    "spec": {
-      "group": "kuik.enix.io",
-      "names": {
-        "kind": "CachedImage",
-        "listKind": "CachedImageList",
-        "plural": "cachedimages",
-        "singular": "cachedimage",
-        "shortNames": [
-          "ci"
-        ]
+    apiVersion: "apiextensions.k8s.io/v1",
+    kind: "CustomResourceDefinition",
+    metadata: {
+      name: "cachedimages.kuik.enix.io",
+      labels: {
+        "app.kubernetes.io/part-of": "kuik",
       },
-      "scope": "Cluster",
-      "versions": [
+    },
+    spec: {
+      group: "kuik.enix.io",
+      names: {
+        kind: "CachedImage",
+        listKind: "CachedImageList",
+        plural: "cachedimages",
+        singular: "cachedimage",
+        shortNames: ["ci"],
+      },
+      scope: "Cluster",
+      versions: [
         {
-          "name": "v1alpha1",
-          "served": true,
-          "storage": true,
-          "subresources": {
-            "status": {}
+          name: "v1alpha1",
+          served: true,
+          storage: true,
+          subresources: {
+            status: {},
           },
-          "additionalPrinterColumns": [
+          additionalPrinterColumns: [
             {
-              "name": "Phase",
-              "type": "string",
-              "jsonPath": ".status.phase",
-              "description": "Current phase of the image (Synchronizing, Pulling, Ready, ErrImagePull, Terminating)."
+              name: "Phase",
+              type: "string",
+              jsonPath: ".status.phase",
+              description:
+                "Current phase of the image (Synchronizing, Pulling, Ready, ErrImagePull, Terminating).",
             },
             {
-              "name": "Cached",
-              "type": "boolean",
-              "jsonPath": ".status.isCached",
-              "description": "Whether the image is present in the cache registry."
+              name: "Cached",
+              type: "boolean",
+              jsonPath: ".status.isCached",
+              description: "Whether the image is present in the cache registry.",
             },
             {
-              "name": "Retain",
-              "type": "boolean",
-              "jsonPath": ".spec.retain",
-              "description": "Whether the image is kept in cache even when no pod uses it."
+              name: "Retain",
+              type: "boolean",
+              jsonPath: ".spec.retain",
+              description: "Whether the image is kept in cache even when no pod uses it.",
             },
             {
-              "name": "Expires at",
-              "type": "string",
-              "jsonPath": ".spec.expiresAt",
-              "description": "When the unused image will be removed from the cache."
+              name: "Expires at",
+              type: "string",
+              jsonPath: ".spec.expiresAt",
+              description: "When the unused image will be removed from the cache.",
             },
             {
-              "name": "Pods count",
-              "type": "integer",
-              "jsonPath": ".status.usedBy.count",
-              "description": "Number of pods using the image."
+              name: "Pods count",
+              type: "integer",
+              jsonPath: ".status.usedBy.count",
+              description: "Number of pods using the image.",
             },
             {
-              "name": "Age",
-              "type": "date",
-              "jsonPath": ".metadata.creationTimestamp"
+              name: "Age",
+              type: "date",
+              jsonPath: ".metadata.creationTimestamp",
             },
             {
-              "name": "Source image",
-              "type": "string",
-              "jsonPath": ".spec.sourceImage",
-              "priority": 1,
-              "description": "Image reference the cache copies from."
+              name: "Source image",
+              type: "string",
+              jsonPath: ".spec.sourceImage",
+              priority: 1,
+              description: "Image reference the cache copies from.",
             },
             {
-              "name": "Up to date",
-              "type": "boolean",
-              "jsonPath": ".status.upToDate",
-              "priority": 1,
-              "description": "Whether the cached digest equals the upstream digest at the last check."
+              name: "Up to date",
+              type: "boolean",
+              jsonPath: ".status.upToDate",
+              priority: 1,
+              description: "Whether the cached digest equals the upstream digest at the last check.",
             },
             {
-              "name": "Retries",
-              "type": "integer",
-              "jsonPath": ".status.retryCount",
-              "priority": 1,
-              "description": "Consecutive failed caching attempts."
-            }
+              name: "Retries",
+              type: "integer",
+              jsonPath: ".status.retryCount",
+              priority: 1,
+              description: "Consecutive failed caching attempts.",
+            },
           ],
-          "schema": {
-            "openAPIV3Schema": {
-              "description": "CachedImage is one image reference (a tag or a digest) that kuik copies into its cache registry and keeps there while pods use it. Its name is derived from the normalised source image (for example `docker.io-library-nginx-1.25` for `nginx:1.25`); kuik renames objects created under another name.",
-              "type": "object",
-              "required": [
-                "spec"
-              ],
-              "properties": {
-                "apiVersion": {
-                  "description": "APIVersion defines the versioned schema of this representation of an object.",
-                  "type": "string"
+          schema: {
+            openAPIV3Schema: {
+              description:
+                "CachedImage is one image reference (a tag or a digest) that kuik copies into its cache registry and keeps there while pods use it. Its name is derived from the normalised source image (for example `docker.io-library-nginx-1.25` for `nginx:1.25`); kuik renames objects created under another name.",
+              type: "object",
+              required: ["spec"],
+              properties: {
+                apiVersion: {
+                  description: "APIVersion defines the versioned schema of this representation of an object.",
+                  type: "string",
                 },
-                "kind": {
-                  "description": "Kind is a string value representing the REST resource this object represents.",
-                  "type": "string"
+                kind: {
+                  description:
+                    "Kind is a string value representing the REST resource this object represents.",
+                  type: "string",
                 },
-                "metadata": {
-                  "type": "object"
+                metadata: {
+                  type: "object",
                 },
-                "spec": {
-                  "description": "Desired state of the cached image.",
-                  "type": "object",
-                  "required": [
-                    "sourceImage"
-                  ],
-                  "properties": {
-                    "sourceImage": {
-                      "description": "Image reference to cache, as written in the pod (for example `nginx:1.25`, `ghcr.io/org/app:v1`, `registry.example.com:5000/app@sha256:<hex>`). Normalised by kuik when it is used (`nginx` is `docker.io/library/nginx:latest`). Digest-pinned references are cached with their digest preserved.",
-                      "type": "string",
-                      "minLength": 1,
-                      "maxLength": 1024,
-                      "pattern": "^[A-Za-z0-9\\[][A-Za-z0-9._:/@+=\\[\\]-]*$"
+                spec: {
+                  description: "Desired state of the cached image.",
+                  type: "object",
+                  required: ["sourceImage"],
+                  properties: {
+                    sourceImage: {
+                      description:
+                        "Image reference to cache, as written in the pod (for example `nginx:1.25`, `ghcr.io/org/app:v1`, `registry.example.com:5000/app@sha256:<hex>`). Normalised by kuik when it is used (`nginx` is `docker.io/library/nginx:latest`). Digest-pinned references are cached with their digest preserved.",
+                      type: "string",
+                      minLength: 1,
+                      maxLength: 1024,
+                      pattern: "^[A-Za-z0-9\\[][A-Za-z0-9._:/@+=\\[\\]-]*$",
                     },
-                    "expiresAt": {
-                      "description": "Time at which the image is removed from the cache if no pod uses it. Set by kuik to now + the expiry delay when the last pod using the image goes away, and cleared when a pod uses it again or when `retain` is true. The deletion re-checks the pods using the image first.",
-                      "type": "string",
-                      "format": "date-time"
+                    expiresAt: {
+                      description:
+                        "Time at which the image is removed from the cache if no pod uses it. Set by kuik to now + the expiry delay when the last pod using the image goes away, and cleared when a pod uses it again or when `retain` is true. The deletion re-checks the pods using the image first.",
+                      type: "string",
+                      format: "date-time",
                     },
-                    "retain": {
-                      "description": "Keep the image in the cache even when no pod uses it (`expiresAt` is then never set).",
-                      "type": "boolean",
-                      "default": false
-                    }
-                  }
+                    retain: {
+                      description:
+                        "Keep the image in the cache even when no pod uses it (`expiresAt` is then never set).",
+                      type: "boolean",
+                      default: false,
+                    },
+                  },
                 },
-                "status": {
-                  "description": "Observed state of the cached image, written by kuik only.",
-                  "type": "object",
-                  "properties": {
-                    "phase": {
-                      "description": "Current phase: `Synchronizing` (checking the upstream image), `Pulling` (copying it into the cache), `Ready` (cached), `ErrImagePull` (the last copy failed; see `lastError` and `nextRetry`), `Terminating` (being removed from the cache).",
-                      "type": "string",
-                      "enum": [
-                        "Synchronizing",
-                        "Pulling",
-                        "Ready",
-                        "ErrImagePull",
-                        "Terminating"
-                      ]
+                status: {
+                  description: "Observed state of the cached image, written by kuik only.",
+                  type: "object",
+                  properties: {
+                    phase: {
+                      description:
+                        "Current phase: `Synchronizing` (checking the upstream image), `Pulling` (copying it into the cache), `Ready` (cached), `ErrImagePull` (the last copy failed; see `lastError` and `nextRetry`), `Terminating` (being removed from the cache).",
+                      type: "string",
+                      enum: ["Synchronizing", "Pulling", "Ready", "ErrImagePull", "Terminating"],
                     },
-                    "isCached": {
-                      "description": "Whether the image manifest is present in the cache registry (last check).",
-                      "type": "boolean"
+                    isCached: {
+                      description:
+                        "Whether the image manifest is present in the cache registry (last check).",
+                      type: "boolean",
                     },
-                    "digest": {
-                      "description": "Digest of the top-level manifest (image index or single-platform manifest) stored in the cache at the last successful copy, as `algorithm:hex` (kuik v1 stored the bare hex; readers should accept both). The whole index is kept, so this equals the upstream digest.",
-                      "type": "string",
-                      "maxLength": 200
+                    digest: {
+                      description:
+                        "Digest of the top-level manifest (image index or single-platform manifest) stored in the cache at the last successful copy, as `algorithm:hex` (kuik v1 stored the bare hex; readers should accept both). The whole index is kept, so this equals the upstream digest.",
+                      type: "string",
+                      maxLength: 200,
                     },
-                    "upstreamDigest": {
-                      "description": "Digest of the top-level manifest upstream at the last check (empty if unavailable).",
-                      "type": "string",
-                      "maxLength": 200
+                    upstreamDigest: {
+                      description:
+                        "Digest of the top-level manifest upstream at the last check (empty if unavailable).",
+                      type: "string",
+                      maxLength: 200,
                     },
-                    "upToDate": {
-                      "description": "Whether `digest` equals `upstreamDigest`, i.e. the cache holds the current upstream image.",
-                      "type": "boolean"
+                    upToDate: {
+                      description:
+                        "Whether `digest` equals `upstreamDigest`, i.e. the cache holds the current upstream image.",
+                      type: "boolean",
                     },
-                    "availableUpstream": {
-                      "description": "Whether the image could be fetched from its origin registry at the last check.",
-                      "type": "boolean"
+                    availableUpstream: {
+                      description:
+                        "Whether the image could be fetched from its origin registry at the last check.",
+                      type: "boolean",
                     },
-                    "lastSeenUpstream": {
-                      "description": "Last time the image was found in its origin registry.",
-                      "type": "string",
-                      "format": "date-time"
+                    lastSeenUpstream: {
+                      description: "Last time the image was found in its origin registry.",
+                      type: "string",
+                      format: "date-time",
                     },
-                    "lastSync": {
-                      "description": "Last time the upstream image was checked.",
-                      "type": "string",
-                      "format": "date-time"
+                    lastSync: {
+                      description: "Last time the upstream image was checked.",
+                      type: "string",
+                      format: "date-time",
                     },
-                    "lastSuccessfulPull": {
-                      "description": "Last time the image was successfully copied into the cache.",
-                      "type": "string",
-                      "format": "date-time"
+                    lastSuccessfulPull: {
+                      description: "Last time the image was successfully copied into the cache.",
+                      type: "string",
+                      format: "date-time",
                     },
-                    "progress": {
-                      "description": "Progress of the current or last copy into the cache, in bytes of blobs.",
-                      "type": "object",
-                      "properties": {
-                        "total": {
-                          "description": "Total size of the blobs to copy.",
-                          "type": "integer",
-                          "format": "int64",
-                          "minimum": 0
+                    progress: {
+                      description: "Progress of the current or last copy into the cache, in bytes of blobs.",
+                      type: "object",
+                      properties: {
+                        total: {
+                          description: "Total size of the blobs to copy.",
+                          type: "integer",
+                          format: "int64",
+                          minimum: 0,
                         },
-                        "available": {
-                          "description": "Size of the blobs already present in the cache.",
-                          "type": "integer",
-                          "format": "int64",
-                          "minimum": 0
-                        }
-                      }
+                        available: {
+                          description: "Size of the blobs already present in the cache.",
+                          type: "integer",
+                          format: "int64",
+                          minimum: 0,
+                        },
+                      },
                     },
-                    "usedBy": {
-                      "description": "Pods using this image (terminating pods are not counted).",
-                      "type": "object",
-                      "properties": {
-                        "pods": {
-                          "description": "References to the pods using this image.",
-                          "type": "array",
+                    usedBy: {
+                      description: "Pods using this image (terminating pods are not counted).",
+                      type: "object",
+                      properties: {
+                        pods: {
+                          description: "References to the pods using this image.",
+                          type: "array",
                           "x-kubernetes-list-type": "map",
-                          "x-kubernetes-list-map-keys": [
-                            "namespacedName"
-                          ],
-                          "items": {
-                            "type": "object",
-                            "required": [
-                              "namespacedName"
-                            ],
-                            "properties": {
-                              "namespacedName": {
-                                "description": "Pod reference as `namespace/name`.",
-                                "type": "string",
-                                "maxLength": 317
-                              }
-                            }
-                          }
+                          "x-kubernetes-list-map-keys": ["namespacedName"],
+                          items: {
+                            type: "object",
+                            required: ["namespacedName"],
+                            properties: {
+                              namespacedName: {
+                                description: "Pod reference as `namespace/name`.",
+                                type: "string",
+                                maxLength: 317,
+                              },
+                            },
+                          },
                         },
-                        "count": {
-                          "description": "Number of pods using this image (kept because printer columns cannot compute the length of `pods`).",
-                          "type": "integer",
-                          "minimum": 0
-                        }
-                      }
+                        count: {
+                          description:
+                            "Number of pods using this image (kept because printer columns cannot compute the length of `pods`).",
+                          type: "integer",
+                          minimum: 0,
+                        },
+                      },
                     },
-                    "observedGeneration": {
-                      "description": "(kuik v2) The `metadata.generation` this status was computed from.",
-                      "type": "integer",
-                      "format": "int64",
-                      "minimum": 0
+                    observedGeneration: {
+                      description: "(kuik v2) The `metadata.generation` this status was computed from.",
+                      type: "integer",
+                      format: "int64",
+                      minimum: 0,
                     },
-                    "retryCount": {
-                      "description": "(kuik v2) Number of consecutive failed copy attempts; reset to 0 on success.",
-                      "type": "integer",
-                      "format": "int32",
-                      "minimum": 0
+                    retryCount: {
+                      description:
+                        "(kuik v2) Number of consecutive failed copy attempts; reset to 0 on success.",
+                      type: "integer",
+                      format: "int32",
+                      minimum: 0,
                     },
-                    "nextRetry": {
-                      "description": "(kuik v2) Earliest time of the next copy attempt after a failure (exponential backoff).",
-                      "type": "string",
-                      "format": "date-time"
+                    nextRetry: {
+                      description:
+                        "(kuik v2) Earliest time of the next copy attempt after a failure (exponential backoff).",
+                      type: "string",
+                      format: "date-time",
                     },
-                    "lastError": {
-                      "description": "(kuik v2) Message of the last copy or check failure; empty after a success.",
-                      "type": "string",
-                      "maxLength": 4096
+                    lastError: {
+                      description:
+                        "(kuik v2) Message of the last copy or check failure; empty after a success.",
+                      type: "string",
+                      maxLength: 4096,
                     },
-                    "conditions": {
-                      "description": "(kuik v2) Standard conditions. `Ready` is True when the image is cached and up to date with the last check.",
-                      "type": "array",
+                    conditions: {
+                      description:
+                        "(kuik v2) Standard conditions. `Ready` is True when the image is cached and up to date with the last check.",
+                      type: "array",
                       "x-kubernetes-list-type": "map",
-                      "x-kubernetes-list-map-keys": [
-                        "type"
-                      ],
-                      "items": {
-                        "description": "Condition contains details for one aspect of the current state of this resource.",
-                        "type": "object",
-                        "required": [
-                          "lastTransitionTime",
-                          "message",
-                          "reason",
-                          "status",
-                          "type"
-                        ],
-                        "properties": {
-                          "lastTransitionTime": {
-                            "description": "Last time the condition transitioned from one status to another.",
-                            "type": "string",
-                            "format": "date-time"
+                      "x-kubernetes-list-map-keys": ["type"],
+                      items: {
+                        description:
+                          "Condition contains details for one aspect of the current state of this resource.",
+                        type: "object",
+                        required: ["lastTransitionTime", "message", "reason", "status", "type"],
+                        properties: {
+                          lastTransitionTime: {
+                            description: "Last time the condition transitioned from one status to another.",
+                            type: "string",
+                            format: "date-time",
                           },
-                          "message": {
-                            "description": "Human-readable message about the transition (may be empty).",
-                            "type": "string",
-                            "maxLength": 32768
+                          message: {
+                            description: "Human-readable message about the transition (may be empty).",
+                            type: "string",
+                            maxLength: 32768,
                           },
-                          "observedGeneration": {
-                            "description": "The `metadata.generation` the condition was set from.",
-                            "type": "integer",
-                            "format": "int64",
-                            "minimum": 0
+                          observedGeneration: {
+                            description: "The `metadata.generation` the condition was set from.",
+                            type: "integer",
+                            format: "int64",
+                            minimum: 0,
                           },
-                          "reason": {
-                            "description": "Programmatic CamelCase identifier of the reason for the last transition.",
-                            "type": "string",
-                            "minLength": 1,
-                            "maxLength": 1024,
-                            "pattern": "^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+                          reason: {
+                            description:
+                              "Programmatic CamelCase identifier of the reason for the last transition.",
+                            type: "string",
+                            minLength: 1,
+                            maxLength: 1024,
+                            pattern: "^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
                           },
-                          "status": {
-                            "description": "Status of the condition, one of True, False, Unknown.",
-                            "type": "string",
-                            "enum": [
-                              "True",
-                              "False",
-                              "Unknown"
-                            ]
+                          status: {
+                            description: "Status of the condition, one of True, False, Unknown.",
+                            type: "string",
+                            enum: ["True", "False", "Unknown"],
                           },
-                          "type": {
-                            "description": "Type of the condition in CamelCase or in foo.example.com/CamelCase.",
-                            "type": "string",
-                            "maxLength": 316,
-                            "pattern": "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
-                          }
-                        }
-                      }
-                    }
-                  }
-                }
-              }
-            }
-          }
-        }
-      ]
-    }
+                          type: {
+                            description:
+                              "Type of the condition in CamelCase or in foo.example.com/CamelCase.",
+                            type: "string",
+                            maxLength: 316,
+                            pattern:
+                              "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$",
+                          },
+                        },
+                      },
+                    },
+                  },
+                },
+              },
+            },
+          },
+        },
+      ],
+    },
   },
   {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {
-      "name": "repositories.kuik.enix.io",
-      "labels": {
-        "app.kubernetes.io/part-of": "kuik"
-      }
-    },
-    "spec": {
-      "group": "kuik.enix.io",
-      "names": {
-        "kind": "Repository",
-        "listKind": "RepositoryList",
-        "plural": "repositories",
-        "singular": "repository",
-        "shortNames": [
-          "repo"
-        ]
+    apiVersion: "apiextensions.k8s.io/v1",
+    kind: "CustomResourceDefinition",
+    metadata: {
+      name: "repositories.kuik.enix.io",
+      labels: {
+        "app.kubernetes.io/part-of": "kuik",
       },
-      "scope": "Cluster",
-      "versions": [
+    },
+    spec: {
+      group: "kuik.enix.io",
+      names: {
+        kind: "Repository",
+        listKind: "RepositoryList",
+        plural: "repositories",
+        singular: "repository",
+        shortNames: ["repo"],
+      },
+      scope: "Cluster",
+      versions: [
         {
-          "name": "v1alpha1",
-          "served": true,
-          "storage": true,
-          "subresources": {
-            "status": {}
+          name: "v1alpha1",
+          served: true,
+          storage: true,
+          subresources: {
+            status: {},
           },
-          "additionalPrinterColumns": [
+          additionalPrinterColumns: [
             {
-              "name": "Phase",
-              "type": "string",
-              "jsonPath": ".status.phase",
-              "description": "Ready, or the reason why some images of the repository are not (Pulling, ErrImagePull, Terminating)."
+              name: "Phase",
+              type: "string",
+              jsonPath: ".status.phase",
+              description:
+                "Ready, or the reason why some images of the repository are not (Pulling, ErrImagePull, Terminating).",
             },
             {
-              "name": "Images",
-              "type": "integer",
-              "jsonPath": ".status.images",
-              "description": "Number of CachedImages of this repository."
+              name: "Images",
+              type: "integer",
+              jsonPath: ".status.images",
+              description: "Number of CachedImages of this repository.",
             },
             {
-              "name": "Age",
-              "type": "date",
-              "jsonPath": ".metadata.creationTimestamp"
+              name: "Age",
+              type: "date",
+              jsonPath: ".metadata.creationTimestamp",
             },
             {
-              "name": "Repository",
-              "type": "string",
-              "jsonPath": ".spec.name",
-              "priority": 1,
-              "description": "Normalised repository path."
+              name: "Repository",
+              type: "string",
+              jsonPath: ".spec.name",
+              priority: 1,
+              description: "Normalised repository path.",
             },
             {
-              "name": "Update interval",
-              "type": "string",
-              "jsonPath": ".spec.updateInterval",
-              "priority": 1,
-              "description": "Period of the forced refresh of matching CachedImages."
-            }
+              name: "Update interval",
+              type: "string",
+              jsonPath: ".spec.updateInterval",
+              priority: 1,
+              description: "Period of the forced refresh of matching CachedImages.",
+            },
           ],
-          "schema": {
-            "openAPIV3Schema": {
-              "description": "Repository is one image repository (for example `docker.io/library/nginx`). It holds the pull secrets used to copy its images into the cache and to fetch them from the origin on a cache miss, and an optional refresh policy for mutable tags. Its name is the sanitised `spec.name` (`docker.io-library-nginx`). CachedImages of the repository carry the label `kuik.enix.io/repository`.",
-              "type": "object",
-              "required": [
-                "spec"
-              ],
-              "properties": {
-                "apiVersion": {
-                  "description": "APIVersion defines the versioned schema of this representation of an object.",
-                  "type": "string"
+          schema: {
+            openAPIV3Schema: {
+              description:
+                "Repository is one image repository (for example `docker.io/library/nginx`). It holds the pull secrets used to copy its images into the cache and to fetch them from the origin on a cache miss, and an optional refresh policy for mutable tags. Its name is the sanitised `spec.name` (`docker.io-library-nginx`). CachedImages of the repository carry the label `kuik.enix.io/repository`.",
+              type: "object",
+              required: ["spec"],
+              properties: {
+                apiVersion: {
+                  description: "APIVersion defines the versioned schema of this representation of an object.",
+                  type: "string",
                 },
-                "kind": {
-                  "description": "Kind is a string value representing the REST resource this object represents.",
-                  "type": "string"
+                kind: {
+                  description:
+                    "Kind is a string value representing the REST resource this object represents.",
+                  type: "string",
                 },
-                "metadata": {
-                  "type": "object"
+                metadata: {
+                  type: "object",
                 },
-                "spec": {
-                  "description": "Desired state of the repository.",
-                  "type": "object",
-                  "required": [
-                    "name"
-                  ],
-                  "properties": {
-                    "name": {
-                      "description": "Normalised repository path including the registry, without tag or digest (for example `docker.io/library/nginx`, `registry.example.com:5000/team/app`).",
-                      "type": "string",
-                      "minLength": 1,
-                      "maxLength": 255,
-                      "pattern": "^[A-Za-z0-9\\[][A-Za-z0-9._:/\\[\\]-]*$"
+                spec: {
+                  description: "Desired state of the repository.",
+                  type: "object",
+                  required: ["name"],
+                  properties: {
+                    name: {
+                      description:
+                        "Normalised repository path including the registry, without tag or digest (for example `docker.io/library/nginx`, `registry.example.com:5000/team/app`).",
+                      type: "string",
+                      minLength: 1,
+                      maxLength: 255,
+                      pattern: "^[A-Za-z0-9\\[][A-Za-z0-9._:/\\[\\]-]*$",
                     },
-                    "pullSecretNames": {
-                      "description": "Names of pull secrets (type `kubernetes.io/dockerconfigjson` or `kubernetes.io/dockercfg`) in `pullSecretsNamespace`. Set by users; kuik v2 never writes this field (kuik v1 overwrote it with the secrets of the last pod it saw). Used together with `pullSecrets`.",
-                      "type": "array",
-                      "maxItems": 256,
-                      "items": {
-                        "type": "string",
-                        "minLength": 1,
-                        "maxLength": 253
-                      }
+                    pullSecretNames: {
+                      description:
+                        "Names of pull secrets (type `kubernetes.io/dockerconfigjson` or `kubernetes.io/dockercfg`) in `pullSecretsNamespace`. Set by users; kuik v2 never writes this field (kuik v1 overwrote it with the secrets of the last pod it saw). Used together with `pullSecrets`.",
+                      type: "array",
+                      maxItems: 256,
+                      items: {
+                        type: "string",
+                        minLength: 1,
+                        maxLength: 253,
+                      },
                     },
-                    "pullSecretsNamespace": {
-                      "description": "Namespace of the secrets listed in `pullSecretNames`. Set by users; never written by kuik v2.",
-                      "type": "string",
-                      "maxLength": 63
+                    pullSecretsNamespace: {
+                      description:
+                        "Namespace of the secrets listed in `pullSecretNames`. Set by users; never written by kuik v2.",
+                      type: "string",
+                      maxLength: 63,
                     },
-                    "pullSecrets": {
-                      "description": "(kuik v2) Pull secrets across namespaces, one entry per secret. kuik maintains the entries it discovers from the `imagePullSecrets` of the pods using this repository and of their service accounts, with server-side apply under its own field manager: an entry is added while a pod using the repository references the secret and removed once none does (the list is left as it is while no pod uses the repository, so a later refresh still has credentials). Entries added by users with another field manager are never removed. The credentials tried are the union of these entries and of `pullSecretNames` in `pullSecretsNamespace`; missing secrets are skipped.",
-                      "type": "array",
-                      "maxItems": 256,
+                    pullSecrets: {
+                      description:
+                        "(kuik v2) Pull secrets across namespaces, one entry per secret. kuik maintains the entries it discovers from the `imagePullSecrets` of the pods using this repository and of their service accounts, with server-side apply under its own field manager: an entry is added while a pod using the repository references the secret and removed once none does (the list is left as it is while no pod uses the repository, so a later refresh still has credentials). Entries added by users with another field manager are never removed. The credentials tried are the union of these entries and of `pullSecretNames` in `pullSecretsNamespace`; missing secrets are skipped.",
+                      type: "array",
+                      maxItems: 256,
                       "x-kubernetes-list-type": "map",
-                      "x-kubernetes-list-map-keys": [
-                        "namespace",
-                        "name"
-                      ],
-                      "items": {
-                        "type": "object",
-                        "required": [
-                          "namespace",
-                          "name"
-                        ],
-                        "properties": {
-                          "namespace": {
-                            "description": "Namespace of the secret.",
-                            "type": "string",
-                            "minLength": 1,
-                            "maxLength": 63
+                      "x-kubernetes-list-map-keys": ["namespace", "name"],
+                      items: {
+                        type: "object",
+                        required: ["namespace", "name"],
+                        properties: {
+                          namespace: {
+                            description: "Namespace of the secret.",
+                            type: "string",
+                            minLength: 1,
+                            maxLength: 63,
                           },
-                          "name": {
-                            "description": "Name of the secret.",
-                            "type": "string",
-                            "minLength": 1,
-                            "maxLength": 253
-                          }
-                        }
-                      }
+                          name: {
+                            description: "Name of the secret.",
+                            type: "string",
+                            minLength: 1,
+                            maxLength: 253,
+                          },
+                        },
+                      },
                     },
-                    "updateInterval": {
-                      "description": "Period of the forced refresh of the CachedImages of this repository that match `updateFilters`, as a Go duration (`90s`, `1m`, `1h30m`). Unset: never refreshed.",
-                      "type": "string",
-                      "maxLength": 64,
-                      "pattern": "^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
+                    updateInterval: {
+                      description:
+                        "Period of the forced refresh of the CachedImages of this repository that match `updateFilters`, as a Go duration (`90s`, `1m`, `1h30m`). Unset: never refreshed.",
+                      type: "string",
+                      maxLength: 64,
+                      pattern: "^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$",
                     },
-                    "updateFilters": {
-                      "description": "Regular expressions matched against `spec.sourceImage` of the CachedImages of this repository; a CachedImage is refreshed every `updateInterval` if one matches (all of them when the list is empty).",
-                      "type": "array",
-                      "maxItems": 64,
-                      "items": {
-                        "type": "string",
-                        "minLength": 1,
-                        "maxLength": 1024
-                      }
-                    }
-                  }
+                    updateFilters: {
+                      description:
+                        "Regular expressions matched against `spec.sourceImage` of the CachedImages of this repository; a CachedImage is refreshed every `updateInterval` if one matches (all of them when the list is empty).",
+                      type: "array",
+                      maxItems: 64,
+                      items: {
+                        type: "string",
+                        minLength: 1,
+                        maxLength: 1024,
+                      },
+                    },
+                  },
                 },
-                "status": {
-                  "description": "Observed state of the repository, written by kuik only.",
-                  "type": "object",
-                  "properties": {
-                    "images": {
-                      "description": "Number of CachedImages of this repository.",
-                      "type": "integer",
-                      "minimum": 0
+                status: {
+                  description: "Observed state of the repository, written by kuik only.",
+                  type: "object",
+                  properties: {
+                    images: {
+                      description: "Number of CachedImages of this repository.",
+                      type: "integer",
+                      minimum: 0,
                     },
-                    "phase": {
-                      "description": "`Ready` when every CachedImage of the repository is Ready, otherwise the reason of the Ready condition (`Pulling`, `ErrImagePull`, `Terminating`).",
-                      "type": "string",
-                      "enum": [
-                        "Ready",
-                        "Pulling",
-                        "ErrImagePull",
-                        "Terminating"
-                      ]
+                    phase: {
+                      description:
+                        "`Ready` when every CachedImage of the repository is Ready, otherwise the reason of the Ready condition (`Pulling`, `ErrImagePull`, `Terminating`).",
+                      type: "string",
+                      enum: ["Ready", "Pulling", "ErrImagePull", "Terminating"],
                     },
-                    "lastUpdate": {
-                      "description": "Last time the CachedImages of this repository were refreshed (see `updateInterval`).",
-                      "type": "string",
-                      "format": "date-time"
+                    lastUpdate: {
+                      description:
+                        "Last time the CachedImages of this repository were refreshed (see `updateInterval`).",
+                      type: "string",
+                      format: "date-time",
                     },
-                    "observedGeneration": {
-                      "description": "(kuik v2) The `metadata.generation` this status was computed from.",
-                      "type": "integer",
-                      "format": "int64",
-                      "minimum": 0
+                    observedGeneration: {
+                      description: "(kuik v2) The `metadata.generation` this status was computed from.",
+                      type: "integer",
+                      format: "int64",
+                      minimum: 0,
                     },
-                    "conditions": {
-                      "description": "Standard conditions; type `Ready`.",
-                      "type": "array",
+                    conditions: {
+                      description: "Standard conditions; type `Ready`.",
+                      type: "array",
                       "x-kubernetes-list-type": "map",
-                      "x-kubernetes-list-map-keys": [
-                        "type"
-                      ],
-                      "items": {
-                        "description": "Condition contains details for one aspect of the current state of this resource.",
-                        "type": "object",
-                        "required": [
-                          "lastTransitionTime",
-                          "message",
-                          "reason",
-                          "status",
-                          "type"
-                        ],
-                        "properties": {
-                          "lastTransitionTime": {
-                            "description": "Last time the condition transitioned from one status to another.",
-                            "type": "string",
-                            "format": "date-time"
+                      "x-kubernetes-list-map-keys": ["type"],
+                      items: {
+                        description:
+                          "Condition contains details for one aspect of the current state of this resource.",
+                        type: "object",
+                        required: ["lastTransitionTime", "message", "reason", "status", "type"],
+                        properties: {
+                          lastTransitionTime: {
+                            description: "Last time the condition transitioned from one status to another.",
+                            type: "string",
+                            format: "date-time",
                           },
-                          "message": {
-                            "description": "Human-readable message about the transition (may be empty).",
-                            "type": "string",
-                            "maxLength": 32768
+                          message: {
+                            description: "Human-readable message about the transition (may be empty).",
+                            type: "string",
+                            maxLength: 32768,
                           },
-                          "observedGeneration": {
-                            "description": "The `metadata.generation` the condition was set from.",
-                            "type": "integer",
-                            "format": "int64",
-                            "minimum": 0
+                          observedGeneration: {
+                            description: "The `metadata.generation` the condition was set from.",
+                            type: "integer",
+                            format: "int64",
+                            minimum: 0,
                           },
-                          "reason": {
-                            "description": "Programmatic CamelCase identifier of the reason for the last transition.",
-                            "type": "string",
-                            "minLength": 1,
-                            "maxLength": 1024,
-                            "pattern": "^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+                          reason: {
+                            description:
+                              "Programmatic CamelCase identifier of the reason for the last transition.",
+                            type: "string",
+                            minLength: 1,
+                            maxLength: 1024,
+                            pattern: "^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
                           },
-                          "status": {
-                            "description": "Status of the condition, one of True, False, Unknown.",
-                            "type": "string",
-                            "enum": [
-                              "True",
-                              "False",
-                              "Unknown"
-                            ]
+                          status: {
+                            description: "Status of the condition, one of True, False, Unknown.",
+                            type: "string",
+                            enum: ["True", "False", "Unknown"],
                           },
-                          "type": {
-                            "description": "Type of the condition in CamelCase or in foo.example.com/CamelCase.",
-                            "type": "string",
-                            "maxLength": 316,
-                            "pattern": "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
-                          }
-                        }
-                      }
-                    }
-                  }
-                }
-              }
-            }
-          }
-        }
-      ]
-    }
-  }
+                          type: {
+                            description:
+                              "Type of the condition in CamelCase or in foo.example.com/CamelCase.",
+                            type: "string",
+                            maxLength: 316,
+                            pattern:
+                              "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$",
+                          },
+                        },
+                      },
+                    },
+                  },
+                },
+              },
+            },
+          },
+        },
+      ],
+    },
+  },
 ];
 
 /** The kuik-system data plane, in kustomize's order (the Namespace first). */
 export const DATA_PLANE: readonly Manifest[] = [
   {
-    "apiVersion": "v1",
-    "kind": "Namespace",
-    "metadata": {
-      "labels": {
+    apiVersion: "v1",
+    kind: "Namespace",
+    metadata: {
+      labels: {
         "app.kubernetes.io/part-of": "kuik",
-        "pod-security.kubernetes.io/enforce": "privileged"
+        "pod-security.kubernetes.io/enforce": "privileged",
       },
-      "name": "kuik-system"
-    }
-  },
-  {
-    "apiVersion": "v1",
-    "automountServiceAccountToken": false,
-    "kind": "ServiceAccount",
-    "metadata": {
-      "labels": {
-        "app.kubernetes.io/part-of": "kuik"
-      },
-      "name": "kube-image-keeper-proxy",
-      "namespace": "kuik-system"
-    }
-  },
-  {
-    "apiVersion": "v1",
-    "automountServiceAccountToken": false,
-    "kind": "ServiceAccount",
-    "metadata": {
-      "labels": {
-        "app.kubernetes.io/part-of": "kuik"
-      },
-      "name": "kube-image-keeper-registry",
-      "namespace": "kuik-system"
-    }
-  },
-  {
-    "apiVersion": "v1",
-    "data": {
-      "config.yml": "version: 0.1\nlog:\n  level: info\n  formatter: text\nstorage:\n  filesystem:\n    rootdirectory: /var/lib/registry\n  # kuik deletes manifests of expired CachedImages; their blobs go at the next garbage collection\n  # (components/garbage-collection, docs/garbage-collection.md).\n  delete:\n    enabled: true\n  cache:\n    blobdescriptor: inmemory\nhttp:\n  addr: :5000\n  headers:\n    X-Content-Type-Options: [nosniff]\n  # Prometheus metrics on a separate port (components/servicemonitor scrapes it).\n  debug:\n    addr: :5001\n    prometheus:\n      enabled: true\n      path: /metrics\nvalidation:\n  manifests:\n    indexes:\n      # kuik stores a multi-arch index byte-exact (its digest must not change) but copies only the platforms\n      # of KUIK_ARCHITECTURES when that is set: distribution v3 would refuse such an index (by default every\n      # child manifest must be present) with MANIFEST_BLOB_UNKNOWN. \"none\" accepts it whatever the setting.\n      platforms: none\n"
+      name: "kuik-system",
     },
-    "kind": "ConfigMap",
-    "metadata": {
-      "labels": {
-        "app.kubernetes.io/part-of": "kuik"
-      },
-      "name": "kube-image-keeper-registry-config",
-      "namespace": "kuik-system"
-    }
   },
   {
-    "apiVersion": "v1",
-    "kind": "Service",
-    "metadata": {
-      "labels": {
+    apiVersion: "v1",
+    automountServiceAccountToken: false,
+    kind: "ServiceAccount",
+    metadata: {
+      labels: {
+        "app.kubernetes.io/part-of": "kuik",
+      },
+      name: "kube-image-keeper-proxy",
+      namespace: "kuik-system",
+    },
+  },
+  {
+    apiVersion: "v1",
+    automountServiceAccountToken: false,
+    kind: "ServiceAccount",
+    metadata: {
+      labels: {
+        "app.kubernetes.io/part-of": "kuik",
+      },
+      name: "kube-image-keeper-registry",
+      namespace: "kuik-system",
+    },
+  },
+  {
+    apiVersion: "v1",
+    data: {
+      "config.yml":
+        'version: 0.1\nlog:\n  level: info\n  formatter: text\nstorage:\n  filesystem:\n    rootdirectory: /var/lib/registry\n  # kuik deletes manifests of expired CachedImages; their blobs go at the next garbage collection\n  # (components/garbage-collection, docs/garbage-collection.md).\n  delete:\n    enabled: true\n  cache:\n    blobdescriptor: inmemory\nhttp:\n  addr: :5000\n  headers:\n    X-Content-Type-Options: [nosniff]\n  # Prometheus metrics on a separate port (components/servicemonitor scrapes it).\n  debug:\n    addr: :5001\n    prometheus:\n      enabled: true\n      path: /metrics\nvalidation:\n  manifests:\n    indexes:\n      # kuik stores a multi-arch index byte-exact (its digest must not change) but copies only the platforms\n      # of KUIK_ARCHITECTURES when that is set: distribution v3 would refuse such an index (by default every\n      # child manifest must be present) with MANIFEST_BLOB_UNKNOWN. "none" accepts it whatever the setting.\n      platforms: none\n',
+    },
+    kind: "ConfigMap",
+    metadata: {
+      labels: {
+        "app.kubernetes.io/part-of": "kuik",
+      },
+      name: "kube-image-keeper-registry-config",
+      namespace: "kuik-system",
+    },
+  },
+  {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: {
+      labels: {
         "app.kubernetes.io/component": "registry",
         "app.kubernetes.io/name": "kube-image-keeper",
-        "app.kubernetes.io/part-of": "kuik"
+        "app.kubernetes.io/part-of": "kuik",
       },
-      "name": "kube-image-keeper-registry",
-      "namespace": "kuik-system"
+      name: "kube-image-keeper-registry",
+      namespace: "kuik-system",
     },
-    "spec": {
-      "ports": [
+    spec: {
+      ports: [
         {
-          "name": "docker-registry",
-          "port": 5000,
-          "targetPort": "registry"
+          name: "docker-registry",
+          port: 5000,
+          targetPort: "registry",
         },
         {
-          "name": "registry-metrics",
-          "port": 5001,
-          "targetPort": "metrics"
-        }
+          name: "registry-metrics",
+          port: 5001,
+          targetPort: "metrics",
+        },
       ],
-      "selector": {
-        "app.kubernetes.io/component": "registry",
-        "app.kubernetes.io/name": "kube-image-keeper"
-      },
-      "type": "ClusterIP"
-    }
-  },
-  {
-    "apiVersion": "apps/v1",
-    "kind": "StatefulSet",
-    "metadata": {
-      "labels": {
+      selector: {
         "app.kubernetes.io/component": "registry",
         "app.kubernetes.io/name": "kube-image-keeper",
-        "app.kubernetes.io/part-of": "kuik"
       },
-      "name": "kube-image-keeper-registry",
-      "namespace": "kuik-system"
+      type: "ClusterIP",
     },
-    "spec": {
-      "replicas": 1,
-      "selector": {
-        "matchLabels": {
-          "app.kubernetes.io/component": "registry",
-          "app.kubernetes.io/name": "kube-image-keeper"
-        }
+  },
+  {
+    apiVersion: "apps/v1",
+    kind: "StatefulSet",
+    metadata: {
+      labels: {
+        "app.kubernetes.io/component": "registry",
+        "app.kubernetes.io/name": "kube-image-keeper",
+        "app.kubernetes.io/part-of": "kuik",
       },
-      "serviceName": "kube-image-keeper-registry",
-      "template": {
-        "metadata": {
-          "labels": {
-            "app.kubernetes.io/component": "registry",
-            "app.kubernetes.io/name": "kube-image-keeper"
-          }
+      name: "kube-image-keeper-registry",
+      namespace: "kuik-system",
+    },
+    spec: {
+      replicas: 1,
+      selector: {
+        matchLabels: {
+          "app.kubernetes.io/component": "registry",
+          "app.kubernetes.io/name": "kube-image-keeper",
         },
-        "spec": {
-          "automountServiceAccountToken": false,
-          "containers": [
-            {
-              "args": [
-                "serve",
-                "/etc/distribution/config.yml"
-              ],
-              "command": [
-                "registry"
-              ],
-              "env": [
-                {
-                  "name": "REGISTRY_STORAGE_DELETE_ENABLED",
-                  "value": "true"
-                },
-                {
-                  "name": "OTEL_TRACES_EXPORTER",
-                  "value": "none"
-                }
-              ],
-              "image": "registry:3.0.0",
-              "imagePullPolicy": "IfNotPresent",
-              "livenessProbe": {
-                "failureThreshold": 6,
-                "httpGet": {
-                  "path": "/v2/",
-                  "port": "registry"
-                },
-                "periodSeconds": 10
-              },
-              "name": "registry",
-              "ports": [
-                {
-                  "containerPort": 5000,
-                  "name": "registry"
-                },
-                {
-                  "containerPort": 5001,
-                  "name": "metrics"
-                }
-              ],
-              "readinessProbe": {
-                "httpGet": {
-                  "path": "/v2/",
-                  "port": "registry"
-                },
-                "periodSeconds": 5
-              },
-              "resources": {
-                "limits": {
-                  "memory": "1Gi"
-                },
-                "requests": {
-                  "cpu": "50m",
-                  "memory": "256Mi"
-                }
-              },
-              "securityContext": {
-                "allowPrivilegeEscalation": false,
-                "capabilities": {
-                  "drop": [
-                    "ALL"
-                  ]
-                },
-                "readOnlyRootFilesystem": true
-              },
-              "volumeMounts": [
-                {
-                  "mountPath": "/etc/distribution",
-                  "name": "config",
-                  "readOnly": true
-                },
-                {
-                  "mountPath": "/var/lib/registry",
-                  "name": "data"
-                }
-              ]
-            }
-          ],
-          "securityContext": {
-            "fsGroup": 65532,
-            "fsGroupChangePolicy": "OnRootMismatch",
-            "runAsGroup": 65532,
-            "runAsNonRoot": true,
-            "runAsUser": 65532,
-            "seccompProfile": {
-              "type": "RuntimeDefault"
-            }
+      },
+      serviceName: "kube-image-keeper-registry",
+      template: {
+        metadata: {
+          labels: {
+            "app.kubernetes.io/component": "registry",
+            "app.kubernetes.io/name": "kube-image-keeper",
           },
-          "serviceAccountName": "kube-image-keeper-registry",
-          "volumes": [
+        },
+        spec: {
+          automountServiceAccountToken: false,
+          containers: [
             {
-              "configMap": {
-                "name": "kube-image-keeper-registry-config"
+              args: ["serve", "/etc/distribution/config.yml"],
+              command: ["registry"],
+              env: [
+                {
+                  name: "REGISTRY_STORAGE_DELETE_ENABLED",
+                  value: "true",
+                },
+                {
+                  name: "OTEL_TRACES_EXPORTER",
+                  value: "none",
+                },
+              ],
+              image: "registry:3.0.0",
+              imagePullPolicy: "IfNotPresent",
+              livenessProbe: {
+                failureThreshold: 6,
+                httpGet: {
+                  path: "/v2/",
+                  port: "registry",
+                },
+                periodSeconds: 10,
               },
-              "name": "config"
+              name: "registry",
+              ports: [
+                {
+                  containerPort: 5000,
+                  name: "registry",
+                },
+                {
+                  containerPort: 5001,
+                  name: "metrics",
+                },
+              ],
+              readinessProbe: {
+                httpGet: {
+                  path: "/v2/",
+                  port: "registry",
+                },
+                periodSeconds: 5,
+              },
+              resources: {
+                limits: {
+                  memory: "1Gi",
+                },
+                requests: {
+                  cpu: "50m",
+                  memory: "256Mi",
+                },
+              },
+              securityContext: {
+                allowPrivilegeEscalation: false,
+                capabilities: {
+                  drop: ["ALL"],
+                },
+                readOnlyRootFilesystem: true,
+              },
+              volumeMounts: [
+                {
+                  mountPath: "/etc/distribution",
+                  name: "config",
+                  readOnly: true,
+                },
+                {
+                  mountPath: "/var/lib/registry",
+                  name: "data",
+                },
+              ],
+            },
+          ],
+          securityContext: {
+            fsGroup: 65532,
+            fsGroupChangePolicy: "OnRootMismatch",
+            runAsGroup: 65532,
+            runAsNonRoot: true,
+            runAsUser: 65532,
+            seccompProfile: {
+              type: "RuntimeDefault",
+            },
+          },
+          serviceAccountName: "kube-image-keeper-registry",
+          volumes: [
+            {
+              configMap: {
+                name: "kube-image-keeper-registry-config",
+              },
+              name: "config",
             },
             {
-              "emptyDir": {},
-              "name": "data"
-            }
-          ]
-        }
-      }
-    }
+              emptyDir: {},
+              name: "data",
+            },
+          ],
+        },
+      },
+    },
   },
   {
-    "apiVersion": "apps/v1",
-    "kind": "DaemonSet",
-    "metadata": {
-      "labels": {
+    apiVersion: "apps/v1",
+    kind: "DaemonSet",
+    metadata: {
+      labels: {
         "app.kubernetes.io/component": "proxy",
         "app.kubernetes.io/name": "kube-image-keeper",
-        "app.kubernetes.io/part-of": "kuik"
+        "app.kubernetes.io/part-of": "kuik",
       },
-      "name": "kube-image-keeper-proxy",
-      "namespace": "kuik-system"
+      name: "kube-image-keeper-proxy",
+      namespace: "kuik-system",
     },
-    "spec": {
-      "selector": {
-        "matchLabels": {
+    spec: {
+      selector: {
+        matchLabels: {
           "app.kubernetes.io/component": "proxy",
-          "app.kubernetes.io/name": "kube-image-keeper"
-        }
-      },
-      "template": {
-        "metadata": {
-          "labels": {
-            "app.kubernetes.io/component": "proxy",
-            "app.kubernetes.io/name": "kube-image-keeper"
-          }
+          "app.kubernetes.io/name": "kube-image-keeper",
         },
-        "spec": {
-          "automountServiceAccountToken": false,
-          "containers": [
+      },
+      template: {
+        metadata: {
+          labels: {
+            "app.kubernetes.io/component": "proxy",
+            "app.kubernetes.io/name": "kube-image-keeper",
+          },
+        },
+        spec: {
+          automountServiceAccountToken: false,
+          containers: [
             {
-              "command": [
+              command: [
                 "node",
                 "--max-semi-space-size=1",
                 "--expose-gc",
                 "--input-type=module",
                 "-e",
-                "import { createHash } from \"node:crypto\";\nimport { readFileSync } from \"node:fs\";\nconst file = process.argv[1];\nconst want = process.env.KUIK_PROXY_BUNDLE_SHA256;\nconst got = createHash(\"sha256\").update(readFileSync(file)).digest(\"hex\");\nif (got !== want) {\n  console.error(`kuik-proxy: ${file} has sha256 ${got}, not KUIK_PROXY_BUNDLE_SHA256=${want}: refusing to run it`);\n  process.exit(3);\n}\nawait import(file);\n",
-                "/opt/kuik/kuik-proxy.mjs"
+                'import { createHash } from "node:crypto";\nimport { readFileSync } from "node:fs";\nconst file = process.argv[1];\nconst want = process.env.KUIK_PROXY_BUNDLE_SHA256;\nconst got = createHash("sha256").update(readFileSync(file)).digest("hex");\nif (got !== want) {\n  console.error(`kuik-proxy: ${file} has sha256 ${got}, not KUIK_PROXY_BUNDLE_SHA256=${want}: refusing to run it`);\n  process.exit(3);\n}\nawait import(file);\n',
+                "/opt/kuik/kuik-proxy.mjs",
               ],
-              "env": [
+              env: [
                 {
-                  "name": "POD_IP",
-                  "valueFrom": {
-                    "fieldRef": {
-                      "fieldPath": "status.podIP"
-                    }
-                  }
+                  name: "POD_IP",
+                  valueFrom: {
+                    fieldRef: {
+                      fieldPath: "status.podIP",
+                    },
+                  },
                 },
                 {
-                  "name": "KUIK_PROXY_BUNDLE_SHA256",
-                  "value": "unset"
+                  name: "KUIK_PROXY_BUNDLE_SHA256",
+                  value: "unset",
                 },
                 {
-                  "name": "KUIK_PROXY_LISTEN",
-                  "value": "127.0.0.1:7439,[::1]:7439"
+                  name: "KUIK_PROXY_LISTEN",
+                  value: "127.0.0.1:7439,[::1]:7439",
                 },
                 {
-                  "name": "KUIK_PROXY_OPS_LISTEN",
-                  "value": "$(POD_IP):7440"
+                  name: "KUIK_PROXY_OPS_LISTEN",
+                  value: "$(POD_IP):7440",
                 },
                 {
-                  "name": "KUIK_PROXY_CACHE_REGISTRY",
-                  "value": "http://kube-image-keeper-registry:5000"
+                  name: "KUIK_PROXY_CACHE_REGISTRY",
+                  value: "http://kube-image-keeper-registry:5000",
                 },
                 {
-                  "name": "KUIK_PROXY_CREDENTIALS_FILE",
-                  "value": "/etc/kuik/credentials/config.json"
+                  name: "KUIK_PROXY_CREDENTIALS_FILE",
+                  value: "/etc/kuik/credentials/config.json",
                 },
                 {
-                  "name": "KUIK_PROXY_LOG_LEVEL",
-                  "value": "info"
+                  name: "KUIK_PROXY_LOG_LEVEL",
+                  value: "info",
                 },
                 {
-                  "name": "MALLOC_ARENA_MAX",
-                  "value": "2"
-                }
+                  name: "MALLOC_ARENA_MAX",
+                  value: "2",
+                },
               ],
-              "image": "ghcr.io/defenseunicorns/pepr/controller:v1.1.4",
-              "imagePullPolicy": "IfNotPresent",
-              "livenessProbe": {
-                "failureThreshold": 6,
-                "httpGet": {
-                  "path": "/healthz",
-                  "port": "ops"
+              image: "ghcr.io/defenseunicorns/pepr/controller:v1.1.4",
+              imagePullPolicy: "IfNotPresent",
+              livenessProbe: {
+                failureThreshold: 6,
+                httpGet: {
+                  path: "/healthz",
+                  port: "ops",
                 },
-                "periodSeconds": 10
+                periodSeconds: 10,
               },
-              "name": "proxy",
-              "ports": [
+              name: "proxy",
+              ports: [
                 {
-                  "containerPort": 7439,
-                  "hostIP": "127.0.0.1",
-                  "hostPort": 7439,
-                  "name": "registry"
+                  containerPort: 7439,
+                  hostIP: "127.0.0.1",
+                  hostPort: 7439,
+                  name: "registry",
                 },
                 {
-                  "containerPort": 7440,
-                  "hostPort": 7440,
-                  "name": "ops"
-                }
+                  containerPort: 7440,
+                  hostPort: 7440,
+                  name: "ops",
+                },
               ],
-              "readinessProbe": {
-                "httpGet": {
-                  "path": "/readyz",
-                  "port": "ops"
+              readinessProbe: {
+                httpGet: {
+                  path: "/readyz",
+                  port: "ops",
                 },
-                "periodSeconds": 5
+                periodSeconds: 5,
               },
-              "resources": {
-                "limits": {
-                  "cpu": "1",
-                  "memory": "128Mi"
+              resources: {
+                limits: {
+                  cpu: "1",
+                  memory: "128Mi",
                 },
-                "requests": {
-                  "cpu": "50m",
-                  "memory": "64Mi"
-                }
-              },
-              "securityContext": {
-                "allowPrivilegeEscalation": false,
-                "capabilities": {
-                  "drop": [
-                    "ALL"
-                  ]
+                requests: {
+                  cpu: "50m",
+                  memory: "64Mi",
                 },
-                "readOnlyRootFilesystem": true
               },
-              "volumeMounts": [
+              securityContext: {
+                allowPrivilegeEscalation: false,
+                capabilities: {
+                  drop: ["ALL"],
+                },
+                readOnlyRootFilesystem: true,
+              },
+              volumeMounts: [
                 {
-                  "mountPath": "/opt/kuik",
-                  "name": "bundle",
-                  "readOnly": true
+                  mountPath: "/opt/kuik",
+                  name: "bundle",
+                  readOnly: true,
                 },
                 {
-                  "mountPath": "/etc/kuik/credentials",
-                  "name": "credentials",
-                  "readOnly": true
+                  mountPath: "/etc/kuik/credentials",
+                  name: "credentials",
+                  readOnly: true,
                 },
                 {
-                  "mountPath": "/tmp",
-                  "name": "tmp"
-                }
-              ]
-            }
+                  mountPath: "/tmp",
+                  name: "tmp",
+                },
+              ],
+            },
           ],
-          "dnsPolicy": "ClusterFirstWithHostNet",
-          "hostNetwork": true,
-          "priorityClassName": "system-node-critical",
-          "securityContext": {
-            "runAsGroup": 65532,
-            "runAsNonRoot": true,
-            "runAsUser": 65532,
-            "seccompProfile": {
-              "type": "RuntimeDefault"
-            }
+          dnsPolicy: "ClusterFirstWithHostNet",
+          hostNetwork: true,
+          priorityClassName: "system-node-critical",
+          securityContext: {
+            runAsGroup: 65532,
+            runAsNonRoot: true,
+            runAsUser: 65532,
+            seccompProfile: {
+              type: "RuntimeDefault",
+            },
           },
-          "serviceAccountName": "kube-image-keeper-proxy",
-          "terminationGracePeriodSeconds": 30,
-          "tolerations": [
+          serviceAccountName: "kube-image-keeper-proxy",
+          terminationGracePeriodSeconds: 30,
+          tolerations: [
             {
-              "operator": "Exists"
-            }
+              operator: "Exists",
+            },
           ],
-          "volumes": [
+          volumes: [
             {
-              "configMap": {
-                "name": "kube-image-keeper-proxy-bundle"
+              configMap: {
+                name: "kube-image-keeper-proxy-bundle",
               },
-              "name": "bundle"
+              name: "bundle",
             },
             {
-              "name": "credentials",
-              "secret": {
-                "items": [
+              name: "credentials",
+              secret: {
+                items: [
                   {
-                    "key": ".dockerconfigjson",
-                    "path": "config.json"
-                  }
+                    key: ".dockerconfigjson",
+                    path: "config.json",
+                  },
                 ],
-                "optional": true,
-                "secretName": "kuik-proxy-credentials"
-              }
+                optional: true,
+                secretName: "kuik-proxy-credentials",
+              },
             },
             {
-              "emptyDir": {
-                "sizeLimit": "16Mi"
+              emptyDir: {
+                sizeLimit: "16Mi",
               },
-              "name": "tmp"
-            }
-          ]
-        }
-      },
-      "updateStrategy": {
-        "rollingUpdate": {
-          "maxUnavailable": 1
+              name: "tmp",
+            },
+          ],
         },
-        "type": "RollingUpdate"
-      }
-    }
+      },
+      updateStrategy: {
+        rollingUpdate: {
+          maxUnavailable: 1,
+        },
+        type: "RollingUpdate",
+      },
+    },
   },
   {
-    "apiVersion": "networking.k8s.io/v1",
-    "kind": "NetworkPolicy",
-    "metadata": {
-      "labels": {
-        "app.kubernetes.io/part-of": "kuik"
+    apiVersion: "networking.k8s.io/v1",
+    kind: "NetworkPolicy",
+    metadata: {
+      labels: {
+        "app.kubernetes.io/part-of": "kuik",
       },
-      "name": "kube-image-keeper-registry",
-      "namespace": "kuik-system"
+      name: "kube-image-keeper-registry",
+      namespace: "kuik-system",
     },
-    "spec": {
-      "ingress": [
+    spec: {
+      ingress: [
         {
-          "from": [
+          from: [
             {
-              "namespaceSelector": {
-                "matchLabels": {
-                  "kubernetes.io/metadata.name": "pepr-system"
-                }
+              namespaceSelector: {
+                matchLabels: {
+                  "kubernetes.io/metadata.name": "pepr-system",
+                },
               },
-              "podSelector": {
-                "matchLabels": {
-                  "app": "pepr-kuik-watcher"
-                }
-              }
+              podSelector: {
+                matchLabels: {
+                  app: "pepr-kuik-watcher",
+                },
+              },
             },
             {
-              "ipBlock": {
-                "cidr": "0.0.0.0/0"
-              }
+              ipBlock: {
+                cidr: "0.0.0.0/0",
+              },
             },
             {
-              "ipBlock": {
-                "cidr": "::/0"
-              }
-            }
+              ipBlock: {
+                cidr: "::/0",
+              },
+            },
           ],
-          "ports": [
+          ports: [
             {
-              "port": "registry",
-              "protocol": "TCP"
-            }
-          ]
-        }
+              port: "registry",
+              protocol: "TCP",
+            },
+          ],
+        },
       ],
-      "podSelector": {
-        "matchLabels": {
+      podSelector: {
+        matchLabels: {
           "app.kubernetes.io/component": "registry",
-          "app.kubernetes.io/name": "kube-image-keeper"
-        }
+          "app.kubernetes.io/name": "kube-image-keeper",
+        },
       },
-      "policyTypes": [
-        "Ingress"
-      ]
-    }
-  }
+      policyTypes: ["Ingress"],
+    },
+  },
 ];

@@ -11,10 +11,8 @@
  * (deploy/chart/templates/proxy.yaml), and tests compare the three.
  */
 import { createHash } from "node:crypto";
+import { PROXY_DAEMONSET } from "../shared/object-names";
 import type { Manifest } from "./plan";
-
-/** The DaemonSet, as deploy/base names it. */
-export const PROXY_DAEMONSET = "kube-image-keeper-proxy";
 /** The bundle's ConfigMap is `<prefix>-<first 10 hex of its sha256>`. */
 export const PROXY_BUNDLE_PREFIX = "kube-image-keeper-proxy";
 /** The ConfigMap deploy/base names: a placeholder the install path replaces with the content-named one. */

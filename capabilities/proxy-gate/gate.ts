@@ -8,6 +8,7 @@
  */
 import type { Logger } from "pino";
 import type { KubePort, ProxyPodLike } from "../kube/ports";
+import type { KuikConfig } from "../shared/config";
 import { decide, type GateOptions, type GateVerdict, type ProxyStatus } from "./decision";
 
 /** How often the proxy's Pods are listed. */
@@ -36,6 +37,26 @@ export interface ProxyGateDeps {
    * (the watcher turns it into an Event and a metric).
    */
   onChange?: (verdict: GateVerdict) => void;
+}
+
+/**
+ * The production gate of kuik's configuration (`KUIK_NAMESPACE`, `KUIK_PROXY_GATE`), on the system clock, with the
+ * default interval and staleness; the admission and the watcher each build theirs with it.
+ */
+export function configuredGate(
+  config: Pick<KuikConfig, "namespace" | "proxyGate">,
+  kube: ProxyGateDeps["kube"],
+  log: Logger,
+  onChange?: ProxyGateDeps["onChange"],
+): ProxyGate {
+  return new ProxyGate({
+    kube,
+    namespace: config.namespace,
+    now: Date.now,
+    log,
+    options: { enabled: config.proxyGate, staleAfterMs: DEFAULT_GATE_STALE_AFTER_MS },
+    ...(onChange ? { onChange } : {}),
+  });
 }
 
 /** See the file comment. */

@@ -10,7 +10,7 @@ import { startBootstrap, type Bootstrap } from "../bootstrap/bootstrap";
 import { KubeClient } from "../kube/client";
 import { loadKubeConnection } from "../kube/config";
 import { KubeHttp, type KubeTransport } from "../kube/http";
-import { DEFAULT_GATE_STALE_AFTER_MS, ProxyGate } from "../proxy-gate/gate";
+import { configuredGate } from "../proxy-gate/gate";
 import type { AdmittedImages } from "../shared/pod-images";
 import type { KuikSettings } from "../shared/watcher-config";
 import { CachedImagesController } from "./controller";
@@ -55,14 +55,9 @@ export function createWatcherRuntime(
   });
   const metrics = new KuikMetrics(build);
   const kubeClient = new KubeClient(transport);
-  const gate = new ProxyGate({
-    kube: kubeClient,
-    namespace: config.namespace,
-    now: Date.now,
-    log: log.child({ part: "proxy-gate" }),
-    options: { enabled: config.proxyGate, staleAfterMs: DEFAULT_GATE_STALE_AFTER_MS },
-    onChange: verdict => controller.onProxyVerdict(verdict),
-  });
+  const gate = configuredGate(config, kubeClient, log.child({ part: "proxy-gate" }), verdict =>
+    controller.onProxyVerdict(verdict),
+  );
   const controller = new CachedImagesController({
     kube: kubeClient,
     gate,

@@ -25,6 +25,7 @@ import {
   type ControlPlane,
   type KubeObject,
 } from "../harness/control-plane";
+import type { Container } from "../harness/kuik-install";
 import { buildModule, readManifest } from "../harness/kuik-module";
 import { REPO_ROOT, run, runOk, tryFindTool } from "../harness/tools";
 import { monitoringCrd } from "../harness/monitoring-crds";
@@ -36,21 +37,6 @@ const CHART = join(REPO_ROOT, "dist", "chart", "kube-image-keeper");
 const BUNDLE_YAML = join(REPO_ROOT, "dist", "chart", "kube-image-keeper-proxy-bundle.yaml");
 const HELM = tryFindTool("helm");
 
-interface EnvVar {
-  name: string;
-  value?: string;
-  valueFrom?: { secretKeyRef?: { name: string; key: string }; fieldRef?: unknown };
-}
-interface Container {
-  name: string;
-  image?: string;
-  command?: string[];
-  args?: string[];
-  env?: EnvVar[];
-  ports?: Array<{ name?: string; containerPort: number; hostPort?: number; hostIP?: string }>;
-  volumeMounts?: Array<{ name: string; mountPath: string }>;
-  [k: string]: unknown;
-}
 interface PodSpec {
   containers: Container[];
   initContainers?: Container[];

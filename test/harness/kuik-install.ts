@@ -33,6 +33,8 @@ export interface Container {
   env?: EnvVar[];
   ports?: Array<{ name?: string; containerPort: number; hostPort?: number; hostIP?: string }>;
   volumeMounts?: Array<{ name: string; mountPath: string; subPath?: string }>;
+  imagePullPolicy?: string;
+  resources?: Record<string, unknown>;
 }
 export interface Volume {
   name: string;
